@@ -1,0 +1,185 @@
+"""The one place that opens the DuckLake lakehouse.
+
+Nobody else builds connection strings or ATTACH statements: ask `connect()` for a DuckDB
+connection with the lakehouse attached as ``lake`` (and selected with ``USE``), so SQL
+elsewhere says ``raw.police__occurrences`` or ``lake.raw.police__occurrences``.
+
+Catalogs (TAPESTRY_CATALOG, see tapestry.config):
+- ``sqlite`` (default): an embedded file that several local processes may attach at once
+  (Dagster runs steps in separate processes; users query while loads run). Concurrent
+  commits can meet "database is locked", so DuckLake's own retry settings are raised.
+- ``duckdb``: an embedded DuckDB file; it admits ONE process at a time, so every
+  connection holds an inter-process file lock for its lifetime (others wait for it).
+- ``postgres``: the multi-user catalog, for a shared deployment.
+Data files are Parquet under ``Settings.data_path`` in every case.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from tapestry.config import Settings
+
+ALIAS = "lake"
+ZONES = ("raw", "quarantine", "vault", "linked", "staging", "marts", "audit")
+
+# Extensions come from PyPI wheels (nothing is downloaded at run time). Map: DuckDB name -> module.
+_EXTENSION_WHEELS = {
+    "ducklake": "duckdb_extension_ducklake",
+    "sqlite_scanner": "duckdb_extension_sqlite",
+    "postgres_scanner": "duckdb_extension_postgres_scanner",
+}
+_CATALOG_EXTENSIONS = {"sqlite": ("sqlite_scanner",), "duckdb": (), "postgres": ("postgres_scanner",)}
+_installed: set[str] = set()
+
+LOCK_WAIT_SECONDS = 600
+
+
+class LakehouseError(RuntimeError):
+    pass
+
+
+def extension_file(name: str) -> Path:
+    module = importlib.import_module(_EXTENSION_WHEELS[name])
+    root = Path(module.__file__).parent
+    found = sorted(root.rglob(f"v{duckdb.__version__}/*.duckdb_extension"))
+    if not found:
+        raise LakehouseError(
+            f"the {name} extension wheel ({_EXTENSION_WHEELS[name]}) has no build for DuckDB "
+            f"{duckdb.__version__}; pin both to the same version"
+        )
+    return found[0]
+
+
+def install_extensions(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> None:
+    """Install (once per process) and load extensions from their wheels, by path."""
+    for name in names:
+        if name not in _installed:
+            row = con.execute(
+                "SELECT installed FROM duckdb_extensions() WHERE extension_name = ?", [name]
+            ).fetchone()
+            if not (row and row[0]):
+                con.install_extension(str(extension_file(name)))
+            _installed.add(name)
+        con.load_extension(name)
+
+
+def catalog_uri(settings: Settings) -> str:
+    if settings.catalog == "sqlite":
+        return f"ducklake:sqlite:{settings.catalog_path}"
+    if settings.catalog == "duckdb":
+        return f"ducklake:{settings.catalog_path}"
+    return f"ducklake:postgres:{settings.postgres_dsn}"
+
+
+def describe(settings: Settings) -> str:
+    """Where the lakehouse lives, without credentials (safe to print)."""
+    where = settings.catalog_path if settings.catalog != "postgres" else "PostgreSQL (TAPESTRY_POSTGRES_DSN)"
+    return f"DuckLake catalog: {settings.catalog} at {where}; data files: {settings.data_path}"
+
+
+@contextlib.contextmanager
+def _process_lock(settings: Settings) -> Iterator[None]:
+    if settings.catalog != "duckdb":
+        yield
+        return
+    lock_path = Path(str(settings.catalog_path) + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as handle:
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LakehouseError(
+                        f"the DuckDB-file catalog {settings.catalog_path} stayed locked by another "
+                        f"process for {LOCK_WAIT_SECONDS}s; use TAPESTRY_CATALOG=sqlite for concurrent use"
+                    ) from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def connect(settings: Settings | None = None, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB connection with the lakehouse attached as ``lake`` and zones created."""
+    settings = settings or Settings.from_env()
+    with _process_lock(settings):
+        con = duckdb.connect()
+        try:
+            install_extensions(con, ("ducklake", *_CATALOG_EXTENSIONS[settings.catalog]))
+            con.execute("SET ducklake_max_retry_count = 100")
+            con.execute("SET ducklake_retry_wait_ms = 50")
+            con.execute("SET ducklake_retry_backoff = 1.5")
+            if settings.catalog_path is not None:
+                settings.catalog_path.parent.mkdir(parents=True, exist_ok=True)
+            if "://" not in settings.data_path:
+                Path(settings.data_path).mkdir(parents=True, exist_ok=True)
+            data_path = settings.data_path.rstrip("/") + "/"
+            # Inlining off: every row lives in Parquet under data_path, none in the catalog
+            # database, so there is exactly one place where table data can be found.
+            options = [f"DATA_PATH '{_quote(data_path)}'", "DATA_INLINING_ROW_LIMIT 0"]
+            if read_only:
+                options.append("READ_ONLY")
+            con.execute(f"ATTACH '{_quote(catalog_uri(settings))}' AS {ALIAS} ({', '.join(options)})")
+            if not read_only:
+                existing = {r[0] for r in con.execute(
+                    "SELECT schema_name FROM information_schema.schemata WHERE catalog_name = ?", [ALIAS]
+                ).fetchall()}
+                for zone in ZONES:
+                    if zone not in existing:
+                        con.execute(f"CREATE SCHEMA IF NOT EXISTS {ALIAS}.{zone}")
+            con.execute(f"USE {ALIAS}")
+            yield con
+        finally:
+            con.close()
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def current_snapshot(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute(f"SELECT id FROM ducklake_current_snapshot('{ALIAS}')").fetchone()[0]
+
+
+def set_commit_message(con: duckdb.DuckDBPyConnection, message: str) -> None:
+    """Label the snapshot the current transaction will produce (shown by lake.snapshots())."""
+    con.execute(f"CALL {ALIAS}.set_commit_message('tapestry', ?)", [message])
+
+
+RUN_SNAPSHOTS_DDL = """
+CREATE TABLE IF NOT EXISTS audit.run_snapshots (
+    run_id VARCHAR NOT NULL,
+    job_name VARCHAR,
+    asset_key VARCHAR NOT NULL,
+    snapshot_id BIGINT NOT NULL,
+    recorded_at TIMESTAMP WITH TIME ZONE NOT NULL
+)
+"""
+
+
+def record_run_snapshot(con: duckdb.DuckDBPyConnection, run_id: str, job_name: str | None, asset_key: str) -> int:
+    """Record the snapshot an asset's writes produced, for time travel by run.
+
+    Call after the asset's data commit. The record itself commits one more snapshot; the
+    recorded id is the data snapshot, so ``AT (VERSION => id)`` shows exactly what the run wrote.
+    """
+    snapshot_id = current_snapshot(con)
+    con.execute(RUN_SNAPSHOTS_DDL)
+    con.execute(
+        "INSERT INTO audit.run_snapshots VALUES (?, ?, ?, ?, ?)",
+        [run_id, job_name, asset_key, snapshot_id, datetime.now(timezone.utc)],
+    )
+    return snapshot_id
