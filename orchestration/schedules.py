@@ -1,5 +1,6 @@
 """Jobs, schedules and the landing sensor."""
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -46,5 +47,5 @@ def landing_sensor(context: dg.SensorEvaluationContext):
         prints = sorted(_fingerprint(p) for p in agency.deliveries(landing))
         if prints and prints != seen.get(agency.name):
             seen[agency.name] = prints
-            yield dg.RunRequest(run_key=f"{agency.name}:{hash(tuple(prints))}", job_name=AGENCY_JOBS[agency.name].name)
+            yield dg.RunRequest(run_key=f"{agency.name}:{hashlib.sha256(chr(10).join(prints).encode()).hexdigest()[:16]}", job_name=AGENCY_JOBS[agency.name].name)
     context.update_cursor(json.dumps(seen))

@@ -6,6 +6,7 @@ the content of a row (rows hold personal data).
 """
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -46,8 +47,14 @@ def read_csv_text(path: Path) -> pl.DataFrame:
         frame = pl.read_csv(path, infer_schema=False, encoding="utf8")
     except pl.exceptions.PolarsError as exc:
         raise ExtractError(path, f"unreadable CSV ({type(exc).__name__})") from None
-    _check_header(path, frame.columns)
+    _check_header(path, _csv_header(path))
     return frame
+
+
+def _csv_header(path: Path) -> list[str]:
+    # polars silently renames repeated names; read the header as delivered.
+    with open(path, encoding="utf-8", newline="") as handle:
+        return next(csv.reader(handle), [])
 
 
 def _check_header(path: Path, columns: list[str]) -> None:

@@ -1,0 +1,24 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture
+def tapestry_env(tmp_path, monkeypatch):
+    """An isolated TAPESTRY_HOME / TAPESTRY_SECRETS / landing for one test; returns Settings."""
+    from tapestry.config import Settings
+
+    home, secrets = tmp_path / "home", tmp_path / "secrets"
+    monkeypatch.setenv("TAPESTRY_HOME", str(home))
+    monkeypatch.setenv("TAPESTRY_SECRETS", str(secrets))
+    for name in ("TAPESTRY_LANDING", "TAPESTRY_CATALOG", "TAPESTRY_CATALOG_PATH", "TAPESTRY_DATA_PATH",
+                 "TAPESTRY_POSTGRES_DSN", "DAGSTER_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    return Settings.from_env()
