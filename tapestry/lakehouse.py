@@ -5,11 +5,13 @@ connection with the lakehouse attached as ``lake`` (and selected with ``USE``), 
 elsewhere says ``raw.police__occurrences`` or ``lake.raw.police__occurrences``.
 
 Catalogs (TAPESTRY_CATALOG, see tapestry.config):
-- ``sqlite`` (default): an embedded file that several local processes may attach at once
-  (Dagster runs steps in separate processes; users query while loads run). Concurrent
-  commits can meet "database is locked", so DuckLake's own retry settings are raised.
+- ``sqlite`` (default): an embedded file (WAL mode) that several local processes may attach
+  at once (Dagster runs steps in separate processes; users query while loads run).
+  Concurrent SQLite writers can deadlock on a read-to-write lock upgrade ("database is
+  locked", which DuckLake does not always retry), so writable connections take an
+  inter-process writer lock for their lifetime: one writer at a time, readers any time.
 - ``duckdb``: an embedded DuckDB file; it admits ONE process at a time, so every
-  connection holds an inter-process file lock for its lifetime (others wait for it).
+  connection, reader or writer, holds the lock for its lifetime (others wait for it).
 - ``postgres``: the multi-user catalog, for a shared deployment.
 Data files are Parquet under ``Settings.data_path`` in every case.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib
+import logging
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -26,6 +29,8 @@ from pathlib import Path
 import duckdb
 
 from tapestry.config import Settings
+
+log = logging.getLogger("tapestry")
 
 ALIAS = "lake"
 ZONES = ("raw", "quarantine", "vault", "linked", "staging", "marts", "audit")
@@ -39,7 +44,7 @@ _EXTENSION_WHEELS = {
 _CATALOG_EXTENSIONS = {"sqlite": ("sqlite_scanner",), "duckdb": (), "postgres": ("postgres_scanner",)}
 _installed: set[str] = set()
 
-LOCK_WAIT_SECONDS = 600
+LOCK_WAIT_SECONDS = 3600  # a long load holds the writer lock; wait for it
 
 
 class LakehouseError(RuntimeError):
@@ -86,23 +91,26 @@ def describe(settings: Settings) -> str:
 
 
 @contextlib.contextmanager
-def _process_lock(settings: Settings) -> Iterator[None]:
-    if settings.catalog != "duckdb":
+def _process_lock(settings: Settings, read_only: bool) -> Iterator[None]:
+    if settings.catalog == "postgres" or (settings.catalog == "sqlite" and read_only):
         yield
         return
     lock_path = Path(str(settings.catalog_path) + ".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+") as handle:
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        deadline, waited = time.monotonic() + LOCK_WAIT_SECONDS, False
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if not waited:
+                    log.info("waiting for the lakehouse: another process is writing")
+                    waited = True
                 if time.monotonic() > deadline:
                     raise LakehouseError(
-                        f"the DuckDB-file catalog {settings.catalog_path} stayed locked by another "
-                        f"process for {LOCK_WAIT_SECONDS}s; use TAPESTRY_CATALOG=sqlite for concurrent use"
+                        f"the lakehouse catalog {settings.catalog_path} stayed locked by another "
+                        f"process for {LOCK_WAIT_SECONDS}s (see {lock_path})"
                     ) from None
                 time.sleep(0.2)
         try:
@@ -115,7 +123,7 @@ def _process_lock(settings: Settings) -> Iterator[None]:
 def connect(settings: Settings | None = None, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB connection with the lakehouse attached as ``lake`` and zones created."""
     settings = settings or Settings.from_env()
-    with _process_lock(settings):
+    with _process_lock(settings, read_only):
         con = duckdb.connect()
         try:
             install_extensions(con, ("ducklake", *_CATALOG_EXTENSIONS[settings.catalog]))
@@ -132,6 +140,8 @@ def connect(settings: Settings | None = None, read_only: bool = False) -> Iterat
             options = [f"DATA_PATH '{_quote(data_path)}'", "DATA_INLINING_ROW_LIMIT 0"]
             if read_only:
                 options.append("READ_ONLY")
+            elif settings.catalog == "sqlite":
+                options += ["META_JOURNAL_MODE 'WAL'", "META_BUSY_TIMEOUT 30000"]
             con.execute(f"ATTACH '{_quote(catalog_uri(settings))}' AS {ALIAS} ({', '.join(options)})")
             if not read_only:
                 existing = {r[0] for r in con.execute(

@@ -68,7 +68,8 @@ def _times(rng, n, period: Period, hours=_H_DAY) -> np.ndarray:
     day = rng.integers(0, period.days, n)
     hour = rng.choice(24, size=n, p=hours / hours.sum())
     minute = rng.integers(0, 60, n)
-    return (period.start.astype("datetime64[m]") + (day * 1440 + hour * 60 + minute).astype("timedelta64[m]"))
+    t = period.start.astype("datetime64[m]") + (day * 1440 + hour * 60 + minute).astype("timedelta64[m]")
+    return t.astype("datetime64[ms]")
 
 
 def _pick(rng, weights: np.ndarray, k: int) -> np.ndarray:
@@ -462,6 +463,7 @@ def nhs_events(rng, A: dict, period: Period, occ: pl.DataFrame, inv: pl.DataFram
             vio = vio.filter(pl.Series(rng.random(vio.height) < pr))
             if vio.height:
                 dt = vio["time"].to_numpy().astype("datetime64[m]") + rng.integers(20, 600, vio.height).astype("timedelta64[m]")
+                dt = dt.astype("datetime64[ms]")
                 frames.append(pl.DataFrame({"pidx": vio["pidx"].to_numpy(), "time": dt, "intent": np.full(vio.height, "assault", object),
                                             "origin": np.where(vio["domestic"].to_numpy(), "police_domestic",
                                                                np.where(vio["knife"].to_numpy(), "police_knife", "police_violence")).astype(object)}))
@@ -481,5 +483,5 @@ def nhs_events(rng, A: dict, period: Period, occ: pl.DataFrame, inv: pl.DataFram
     return ed.with_columns(
         place=pl.Series(place.astype(object)), method=pl.Series(method.astype(object)),
         complaint=pl.Series(complaint.astype(object)),
-        end=pl.Series(ed["time"].to_numpy().astype("datetime64[m]") + los).cast(pl.Datetime("ms")),
+        end=pl.Series((ed["time"].to_numpy().astype("datetime64[m]") + los).astype("datetime64[ms]")).cast(pl.Datetime("ms")),
     ).sort("time", "pidx")
