@@ -1,0 +1,1 @@
+"""Governance: keys, pseudonymisation, identity vault, sharing policy, disclosure control, audit. Issue 5."""

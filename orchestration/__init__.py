@@ -1,0 +1,1 @@
+"""Dagster definitions and the in-process runner behind `tapestry run`."""

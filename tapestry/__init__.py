@@ -1,0 +1,1 @@
+"""Tapestry core: settings, the lakehouse connection, the command line."""
