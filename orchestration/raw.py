@@ -28,8 +28,8 @@ def _build(agency: Agency) -> dg.AssetsDefinition:
     def _raw(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> dg.MaterializeResult:
         settings = lakehouse.settings()
         with lakehouse.connect() as con:
-            results = land_agency(con, agency, settings.landing, context.run_id, log=log.info)
-            snapshot = record_run_snapshot(con, context.run_id, context.job_name, context.asset_key.to_user_string())
+            results = land_agency(con, agency, settings.landing, context.run.run_id, log=log.info)
+            snapshot = record_run_snapshot(con, context.run.run_id, context.job_name, context.asset_key.to_user_string())
         by_status = {s: [r for r in results if r.status == s] for s in ("loaded", "duplicate", "rejected")}
         # Metadata carries counts and file names only: never row content.
         return dg.MaterializeResult(

@@ -68,11 +68,10 @@ def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"SELECT 1 FROM {LEDGER} LIMIT 0")
 
 
-def _loaded_hashes(con: duckdb.DuckDBPyConnection, agency: str) -> set[str]:
-    rows = con.execute(
-        f"SELECT file_sha256 FROM {LEDGER} WHERE agency = ? AND status = 'loaded'", [agency]
-    ).fetchall()
-    return {r[0] for r in rows}
+def _ledger_state(con: duckdb.DuckDBPyConnection, agency: str) -> tuple[set[str], set[tuple[str, str]]]:
+    """(SHA-256 of loaded files, (file name, SHA-256) of every file already recorded)."""
+    rows = con.execute(f"SELECT file_name, file_sha256, status FROM {LEDGER} WHERE agency = ?", [agency]).fetchall()
+    return {sha for _, sha, status in rows if status == "loaded"}, {(name, sha) for name, sha, _ in rows}
 
 
 def land_agency(
@@ -83,12 +82,14 @@ def land_agency(
     log: Callable[[str], None] = lambda _: None,
 ) -> list[FileResult]:
     ensure_ledger(con)
-    loaded = _loaded_hashes(con, agency.name)
+    loaded, recorded = _ledger_state(con, agency.name)
     results = []
-    files = agency.deliveries(landing)
-    log(f"{agency.name}: {len(files)} file(s) in {Path(landing) / agency.name}")
-    for path in files:
-        result = land_file(con, agency, path, run_id, loaded)
+    # A file already recorded under the same name and content is not a new delivery.
+    hashed = ((p, sha256_of(p)) for p in agency.deliveries(landing))
+    files = [(p, sha) for p, sha in hashed if (p.name, sha) not in recorded]
+    log(f"{agency.name}: {len(files)} new file(s) in {Path(landing) / agency.name}")
+    for path, sha in files:
+        result = land_file(con, agency, path, sha, run_id, loaded)
         if result.status == "loaded":
             loaded.add(result.sha256)
         log(_describe(result))
@@ -103,9 +104,8 @@ def _describe(r: FileResult) -> str:
 
 
 def land_file(
-    con: duckdb.DuckDBPyConnection, agency: Agency, path: Path, run_id: str, loaded_hashes: set[str]
+    con: duckdb.DuckDBPyConnection, agency: Agency, path: Path, sha: str, run_id: str, loaded_hashes: set[str]
 ) -> FileResult:
-    sha = sha256_of(path)
     ledger = dict(
         delivery_id=f"{agency.name}:{sha[:16]}",
         agency=agency.name,
