@@ -42,8 +42,11 @@ class Agency:
         return f"raw.{self.name}__{entity.name}"
 
     def deliveries(self, landing: Path) -> list[Path]:
-        """Files waiting in landing/<agency>/ (sorted, hidden files ignored)."""
+        """Files waiting in landing/<agency>/ in the order they arrived (modification time, then
+        name), so that of two identical deliveries the later one is the duplicate. Hidden files
+        (partial uploads) are ignored."""
         folder = Path(landing) / self.name
         if not folder.is_dir():
             return []
-        return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+        return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))

@@ -191,6 +191,7 @@ def make_crn(letter: str, number: int) -> str:
 # affine bijection (a*i + b) mod M (a coprime with M), so chunks can be generated
 # independently and identifiers never collide. ``salt`` varies the mapping per seed.
 
+
 def _affine(index: np.ndarray, modulus: int, salt: int, a: int) -> np.ndarray:
     idx = np.asarray(index, dtype=np.int64)
     if idx.size and (idx.min() < 0 or idx.max() >= modulus):
@@ -213,19 +214,22 @@ NHS_INDEX_LIMIT = 10_000_000
 def nhs_numbers_from_index(index: np.ndarray, salt: int = 0) -> np.ndarray:
     """Unique valid NHS numbers (strings) for person indexes < 10,000,000.
 
-    The 9-digit stem is 400000000 + bijection(index) over 4e8 values; when the stem's
-    check would be 10 the stem of index + k*10^7 (k = 1, 2, ...) is tried instead, which
-    can never belong to another person because indexes are < 10^7.
+    Stems are drawn from the ranges NHS England issues (400 000 000-499 999 999 and
+    600 000 000-799 999 999): v = bijection(index) over 3e8 values, stem = 4e8 + v for
+    v < 1e8 else 5e8 + v. When a stem's check would be 10, the stem of index + k*10^7
+    (k = 1, 2, ...) is used instead, which can never belong to another person because
+    indexes are < 10^7.
     """
     idx = np.asarray(index, dtype=np.int64)
-    if idx.size and idx.max() >= NHS_INDEX_LIMIT:
-        raise ValueError("at most 10,000,000 persons")
+    if idx.size and (idx.min() < 0 or idx.max() >= NHS_INDEX_LIMIT):
+        raise ValueError("person index must be in 0..9,999,999")
     out = np.empty(idx.size, dtype=object)
     pending = np.arange(idx.size)
     k = 0
     weights = np.arange(10, 1, -1, dtype=np.int64)
     while pending.size:
-        stems = 400_000_000 + _affine(idx[pending] + k * NHS_INDEX_LIMIT, 400_000_000, salt, 2_654_435_761 % 400_000_000 | 1)
+        v = _affine(idx[pending] + k * NHS_INDEX_LIMIT, 300_000_000, salt, 254_435_761)
+        stems = np.where(v < 100_000_000, 400_000_000 + v, 500_000_000 + v)
         d = _digits(stems, 9)
         check = 11 - (d * weights).sum(axis=1) % 11
         check[check == 11] = 0
@@ -266,6 +270,10 @@ def upns_from_index(index: np.ndarray, la_numbers: np.ndarray, years: np.ndarray
 
 
 def crns_from_index(index: np.ndarray, salt: int = 0) -> np.ndarray:
-    """Unique CRNs (letter + 6 digits) for person indexes < 26,000,000."""
-    v = _affine(index, 26_000_000, salt + 13, 9_999_991)
+    """Unique CRNs (letter A-Y + 6 digits) for person indexes < 25,000,000.
+
+    The letter Z is left unused so callers can mint extra CRNs (e.g. duplicate cases)
+    that can never collide with these.
+    """
+    v = _affine(index, 25_000_000, salt + 13, 9_999_991)
     return np.array([f"{chr(65 + x // 1_000_000)}{x % 1_000_000:06d}" for x in v], dtype=object)

@@ -69,11 +69,11 @@ def test_faulty_files_are_rejected_by_name_and_the_rest_loads(tapestry_env, caps
     for kind in ("wrong_encoding", "empty_file", "truncated_ndjson"):
         assert ledger[kinds[kind]][0] == "rejected", (kind, ledger[kinds[kind]])
     assert "line" in ledger[kinds["wrong_encoding"]][1] and "line" in ledger[kinds["truncated_ndjson"]][1]
-    # Of a byte-identical pair, whichever is met first loads and the other is a recorded duplicate.
+    # Of a byte-identical pair, the one received later is the recorded duplicate.
     resend = kinds["duplicate_delivery"]
     original = next(f["description"].split("copy of ")[1].split()[0] for f in faults
                     if f["kind"] == "duplicate_delivery")
-    assert {ledger[resend][0], ledger[Path(original).name][0]} == {"loaded", "duplicate"}
+    assert (ledger[Path(original).name][0], ledger[resend][0]) == ("loaded", "duplicate")
     statuses = [status for status, _ in ledger.values()]
     assert statuses.count("rejected") == 3 and statuses.count("duplicate") == 1
     assert len(ledger) == len(_files(landing))

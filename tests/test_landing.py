@@ -1,4 +1,6 @@
 """Raw landing: one transaction per file, lineage, duplicates skipped, bad files rejected by name and line."""
+import os
+
 import polars as pl
 import pytest
 
@@ -9,9 +11,11 @@ from sources.registry import BY_NAME
 from tapestry import lakehouse
 
 
-def _write(path, data: bytes):
+def _write(path, data: bytes, received: int | None = None):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
+    if received is not None:  # arrival order is modification time
+        os.utime(path, (received, received))
     return path
 
 
@@ -29,8 +33,9 @@ def test_entity_from_file_name(name, entity):
 def test_land_police_files(tapestry_env):
     landing = tapestry_env.landing
     _write(landing / "police/occurrences_2025-01.csv", b"OccRef,Forename\nP1,Ann\nP2,Zo\xc3\xab\n")
-    _write(landing / "police/occurrences_2025-02.csv", b"OccRef,Forename,Extra\nP3,Bo,x\n")
-    _write(landing / "police/occurrences_2025-02-copy.csv", b"OccRef,Forename,Extra\nP3,Bo,x\n")  # same bytes
+    _write(landing / "police/occurrences_2025-02.csv", b"OccRef,Forename,Extra\nP3,Bo,x\n", received=2_000_000_000)
+    # the same bytes again, received earlier: this one loads, the later one is the duplicate
+    _write(landing / "police/occurrences_2025-02-copy.csv", b"OccRef,Forename,Extra\nP3,Bo,x\n", received=1_000_000_000)
     _write(landing / "police/occurrences_2025-03.csv", b"OccRef,Forename\nP4,Caf\xe9\n")  # latin-1
     _write(landing / "police/occurrences_2025-04.csv", b"")
     _write(landing / "police/notes.txt", b"hello")

@@ -12,8 +12,9 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from sources.synthetic import extracts as X
 from sources.synthetic import events as E
+from sources.synthetic import extracts as X
+from sources.synthetic.extracts import _str
 from sources.synthetic.faults import inject_faults as _inject_faults
 from sources.synthetic.geography import load_geography
 from sources.synthetic.population import GeoIndex, make_chunk
@@ -24,15 +25,29 @@ AGENCIES = ("police", "childrens_social_care", "adult_social_care", "probation",
 CHUNK_PERSONS = 50_000
 NDJSON_PART_LINES = 100_000
 MAX_PERSONS = 9_000_000
-TRUTH_FILES = ("persons.parquet", "households.parquet", "records.parquet", "events.parquet", "lsoas.parquet",
-               "faults.json", "README.md", "summary.json")
-HIDDEN = ["_token", "_sort", "_record_id", "_person_id", "_pidx", "_errors", "_event_type", "_event_code",
-          "_event_date", "_event_lsoa", "_event_role"]
-
-
-def _str(values) -> pl.Series:
-    """String series from a numpy/object array or list (None -> null)."""
-    return pl.Series(values.tolist() if isinstance(values, np.ndarray) else list(values), dtype=pl.String)
+TRUTH_FILES = (
+    "persons.parquet",
+    "households.parquet",
+    "records.parquet",
+    "events.parquet",
+    "lsoas.parquet",
+    "faults.json",
+    "README.md",
+    "summary.json",
+)
+HIDDEN = [
+    "_token",
+    "_sort",
+    "_record_id",
+    "_person_id",
+    "_pidx",
+    "_errors",
+    "_event_type",
+    "_event_code",
+    "_event_date",
+    "_event_lsoa",
+    "_event_role",
+]
 
 
 def _is_inside(child: Path, parent: Path) -> bool:
@@ -46,15 +61,19 @@ def _is_inside(child: Path, parent: Path) -> bool:
 def _prepare_dirs(out: Path, truth: Path, overwrite: bool) -> None:
     out_r, truth_r = out.resolve(), truth.resolve()
     if _is_inside(truth_r, out_r):
-        raise ValueError(f"the truth folder must be outside the landing folder (got truth={truth} inside out={out}); "
-                         "the pipeline reads everything under out")
+        raise ValueError(
+            f"the truth folder must be outside the landing folder (got truth={truth} inside out={out}); "
+            "the pipeline reads everything under out"
+        )
     if _is_inside(out_r, truth_r):
         raise ValueError(f"the landing folder must not be inside the truth folder (out={out}, truth={truth})")
     busy = [a for a in AGENCIES if (out / a).is_dir() and any(p.is_file() for p in (out / a).rglob("*"))]
     truth_busy = truth.is_dir() and any(truth.iterdir())
     if (busy or truth_busy) and not overwrite:
         where = ", ".join(str(out / a) for a in busy) or str(truth)
-        raise ValueError(f"refusing to write: {where} already holds files; pick an empty folder or use overwrite/--force")
+        raise ValueError(
+            f"refusing to write: {where} already holds files; pick an empty folder or use overwrite/--force"
+        )
     if overwrite:
         for a in AGENCIES:
             if (out / a).exists():
@@ -77,7 +96,9 @@ class _ParquetSink:
     def write(self, df: pl.DataFrame) -> None:
         if df.height == 0 and self.writer is not None:
             return
-        df = df.with_columns([pl.col(c).cast(pl.String) for c, t in df.schema.items() if t == pl.Null or t == pl.Object])
+        df = df.with_columns(
+            [pl.col(c).cast(pl.String) for c, t in df.schema.items() if t == pl.Null or t == pl.Object]
+        )
         table = df.to_arrow()
         if self.writer is None:
             self.schema = table.schema
@@ -106,15 +127,19 @@ class _Landing:
 
     def _records(self, rows: X.Rows, df: pl.DataFrame, files: list[str], row_numbers: np.ndarray) -> pl.DataFrame:
         extra = [c for c in ("_uid", "_event_id") if c in df.columns]
-        return pl.DataFrame({
-            "agency": _str([rows.agency] * df.height),
-            "file": _str(files),
-            "entity": _str([rows.entity] * df.height),
-            "row_number": pl.Series(row_numbers, dtype=pl.Int64),
-            "source_record_id": df["_record_id"].cast(pl.String),
-            "source_person_id": df["_person_id"].cast(pl.String),
-            "_pidx": df["_pidx"], "_event_key": df["_event_key"], "errors": df["_errors"].cast(pl.String),
-        }).with_columns([df[c] for c in extra])
+        return pl.DataFrame(
+            {
+                "agency": _str([rows.agency] * df.height),
+                "file": _str([f.split("/", 1)[1] for f in files]),
+                "entity": _str([rows.entity] * df.height),
+                "row_number": pl.Series(row_numbers, dtype=pl.Int64),
+                "source_record_id": df["_record_id"].cast(pl.String),
+                "source_person_id": df["_person_id"].cast(pl.String),
+                "_pidx": df["_pidx"],
+                "_event_key": df["_event_key"],
+                "errors": df["_errors"].cast(pl.String),
+            }
+        ).with_columns([df[c] for c in extra])
 
     def write_csv(self, rows: X.Rows) -> pl.DataFrame:
         cols = X.COLUMNS[(rows.agency, rows.entity)]
@@ -141,7 +166,7 @@ class _Landing:
             if room <= 0:
                 self.nd_part[rows.entity] += 1
                 continue
-            take = lines[i:i + room]
+            take = lines[i : i + room]
             with (self.out / rel).open("a", encoding="utf-8", newline="\n") as f:
                 f.write("\n".join(take) + "\n")
             files += [rel] * len(take)
@@ -150,42 +175,65 @@ class _Landing:
             i += len(take)
         return self._records(rows, rows.df, files, np.concatenate(nums) if nums else np.empty(0, np.int64))
 
-    def write_probation(self) -> list[pl.DataFrame]:
-        import xlsxwriter
+    def write_probation(self, snapshots: list[str]) -> list[pl.DataFrame]:
+        """One workbook per snapshot date (header only when nobody is under supervision)."""
         import datetime as dt
-        if not self.probation:
-            return []
-        df = pl.concat(self.probation).sort("_token", "_sort", "_record_id")
+
+        import xlsxwriter
+
         cols = X.COLUMNS[("probation", "caseload")]
+        df = (
+            pl.concat(self.probation, how="vertical_relaxed").sort("_token", "_sort", "_record_id")
+            if self.probation
+            else None
+        )
         recs = []
-        for (tok,), part in df.group_by("_token", maintain_order=True):
+        for tok in snapshots:
+            part = df.filter(pl.col("_token") == tok) if df is not None else None
             rel = f"probation/caseload_{tok}.xlsx"
             wb = xlsxwriter.Workbook(str(self.out / rel), {"strings_to_numbers": False})
-            wb.set_properties({"title": "Probation caseload snapshot", "author": "nDelius extract",
-                               "created": dt.datetime.fromisoformat(f"{tok}T06:00:00")})
+            wb.set_properties(
+                {
+                    "title": "Probation caseload snapshot",
+                    "author": "nDelius extract",
+                    "created": dt.datetime.fromisoformat(f"{tok}T06:00:00"),
+                }
+            )
             ws = wb.add_worksheet("Caseload")
             bold = wb.add_format({"bold": True})
             dfmt = wb.add_format({"num_format": "dd/mm/yyyy"})
             ws.write_row(0, 0, cols, bold)
-            for r, row in enumerate(part.select(cols).iter_rows(), start=1):
-                for c, v in enumerate(row):
-                    if v is None:
-                        continue
-                    if isinstance(v, dt.date):
-                        ws.write_datetime(r, c, dt.datetime(v.year, v.month, v.day), dfmt)
-                    else:
-                        ws.write_string(r, c, str(v))
+            n = 0 if part is None else part.height
+            if n:
+                for r, row in enumerate(part.select(cols).iter_rows(), start=1):
+                    for c, v in enumerate(row):
+                        if v is None:
+                            continue
+                        if isinstance(v, dt.date):
+                            ws.write_datetime(r, c, dt.datetime(v.year, v.month, v.day), dfmt)
+                        else:
+                            ws.write_string(r, c, str(v))
             ws.set_column(0, len(cols) - 1, 16)
             wb.close()
-            self.counts[rel] = part.height
-            recs.append(self._records(X.Rows("probation", "caseload", part), part, [rel] * part.height,
-                                      np.arange(1, part.height + 1)))
+            self.counts[rel] = n
+            if n:
+                recs.append(self._records(X.Rows("probation", "caseload", part), part, [rel] * n, np.arange(1, n + 1)))
         return recs
 
 
-def generate(persons: int, seed: int, out: Path, truth: Path | None = None, geography: Path | None = None,
-             inject_faults: bool = False, error_scale: float = 1.0, start: str = "2024-10-01", months: int = 24,
-             progress: Callable[[str], None] | None = None, overwrite: bool = False) -> dict:
+def generate(
+    persons: int,
+    seed: int,
+    out: Path,
+    truth: Path | None = None,
+    geography: Path | None = None,
+    inject_faults: bool = False,
+    error_scale: float = 1.0,
+    start: str = "2024-10-01",
+    months: int = 24,
+    progress: Callable[[str], None] | None = None,
+    overwrite: bool = False,
+) -> dict:
     """Generate a synthetic population and its agency extracts. See sources/synthetic/README.md."""
     t0 = time.perf_counter()
     say = progress or (lambda _msg: None)
@@ -238,7 +286,8 @@ def generate(persons: int, seed: int, out: Path, truth: Path | None = None, geog
         pending_probation = []
         for r in rows:
             df = r.df.with_columns(
-                _event_key=(pl.col("_pidx").cast(pl.String) if r.agency == "probation" else pl.col("_record_id")))
+                _event_key=(pl.col("_pidx").cast(pl.String) if r.agency == "probation" else pl.col("_record_id"))
+            )
             r = X.Rows(r.agency, r.entity, df)
             if ci == 0:
                 chunk0_rows.append(r)
@@ -250,11 +299,18 @@ def generate(persons: int, seed: int, out: Path, truth: Path | None = None, geog
                 recs.append(landing.write_csv(r))
             ev = df.filter(pl.col("_event_type").is_not_null()).unique("_event_key", keep="first", maintain_order=True)
             if ev.height:
-                ev_frames.append(ev.select(
-                    pl.lit(r.agency).alias("agency"), pl.col("_event_type").alias("event_type"),
-                    pl.col("_event_code").alias("code"), pl.col("_event_date").alias("event_date"),
-                    pl.col("_event_lsoa").alias("lsoa_code"), pl.col("_pidx"), pl.col("_event_role").alias("role"),
-                    pl.col("_event_key")))
+                ev_frames.append(
+                    ev.select(
+                        pl.lit(r.agency).alias("agency"),
+                        pl.col("_event_type").alias("event_type"),
+                        pl.col("_event_code").alias("code"),
+                        pl.col("_event_date").alias("event_date"),
+                        pl.col("_event_lsoa").alias("lsoa_code"),
+                        pl.col("_pidx"),
+                        pl.col("_event_role").alias("role"),
+                        pl.col("_event_key"),
+                    )
+                )
         pu = P["person_uid"].to_numpy()
         lsoa = P["lsoa_code"].to_numpy()
         if ci == 0:
@@ -272,26 +328,43 @@ def generate(persons: int, seed: int, out: Path, truth: Path | None = None, geog
                 person_uid=_str(pu[pidx]),
             )
             key_to_event = ev.select("agency", "_event_key", "event_id")
-            sinks["events"].write(ev.select("event_id", "agency", "event_type", "code", "event_date", "lsoa_code",
-                                            "la_code", "person_uid", "role"))
+            sinks["events"].write(
+                ev.select(
+                    "event_id",
+                    "agency",
+                    "event_type",
+                    "code",
+                    "event_date",
+                    "lsoa_code",
+                    "la_code",
+                    "person_uid",
+                    "role",
+                )
+            )
         else:
             key_to_event = pl.DataFrame(schema={"agency": pl.String, "_event_key": pl.String, "event_id": pl.String})
         for rec in recs:
             fin = _finish_records(rec, pu, key_to_event)
-            if landing.tracked_file in set(fin["file"].unique().to_list()):
-                landing.tracked_records.append(fin.filter(pl.col("file") == landing.tracked_file))
+            tracked_name = landing.tracked_file.split("/", 1)[1]
+            if fin.height and fin["agency"][0] == "police" and tracked_name in set(fin["file"].unique().to_list()):
+                landing.tracked_records.append(fin.filter(pl.col("file") == tracked_name))
             sinks["records"].write(fin)
         for df in pending_probation:
-            k2e = key_to_event.filter(pl.col("agency") == "probation").select("_event_key", pl.col("event_id").alias("_event_id"))
-            landing.probation.append(df.with_columns(_uid=_str(pu[df["_pidx"].to_numpy()]))
-                                     .join(k2e, on="_event_key", how="left", maintain_order="left"))
+            k2e = key_to_event.filter(pl.col("agency") == "probation").select(
+                "_event_key", pl.col("event_id").alias("_event_id")
+            )
+            landing.probation.append(
+                df.with_columns(_uid=_str(pu[df["_pidx"].to_numpy()])).join(
+                    k2e, on="_event_key", how="left", maintain_order="left"
+                )
+            )
         sinks["persons"].write(P.drop("person_index"))
         sinks["households"].write(H)
         hh_total += H.height
         done += n
         say(f"persons {done:,}/{persons:,} ({time.perf_counter() - t0:.1f} s)")
 
-    for df in landing.write_probation():
+    for df in landing.write_probation([str(d) for d in X.snapshot_dates(period)]):
         sinks["records"].write(_finish_records_uid(df))
     ss_rng = np.random.Generator(np.random.PCG64(chunk_seeds[-1]))
     ss_counts = streetsafe_reports(ss_rng, gi, period, persons, out)
@@ -307,23 +380,36 @@ def generate(persons: int, seed: int, out: Path, truth: Path | None = None, geog
     (truth / "faults.json").write_text(json.dumps(faults, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (truth / "README.md").write_text(TRUTH_README, encoding="utf-8")
 
-    files: dict[str, dict[str, int]] = {}
+    files: dict[str, list[dict]] = {}
     for rel, n in sorted(landing.counts.items()):
         a, f = rel.split("/", 1)
-        files.setdefault(a, {})[f] = n
+        files.setdefault(a, []).append({"file": f, "rows": n})
     person_rows = sum(n for rel, n in landing.counts.items() if not rel.startswith("streetsafe/"))
     summary = {
-        "persons": persons, "households": hh_total, "seed": seed, "start": start, "months": months,
-        "geography": geo.mode, "error_scale": error_scale,
-        "files": files, "person_bearing_rows": person_rows,
-        "rows_per_person": round(person_rows / persons, 3), "records": sinks["records"].rows,
-        "events": sinks["events"].rows, "faults_injected": len(faults),
-        "landing": str(out), "truth": str(truth),
+        "persons": persons,
+        "households": hh_total,
+        "seed": seed,
+        "start": start,
+        "months": months,
+        "geography": geo.mode,
+        "error_scale": error_scale,
+        "files": files,
+        "person_bearing_rows": person_rows,
+        "rows_per_person": round(person_rows / persons, 3),
+        "records": sinks["records"].rows,
+        "events": sinks["events"].rows,
+        "faults_injected": len(faults),
+        "landing": str(out),
+        "truth": str(truth),
     }
     summary["seconds"] = round(time.perf_counter() - t0, 2)
-    (truth / "summary.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "seconds"}, indent=2) + "\n",
-                                        encoding="utf-8")
-    say(f"done: {person_rows:,} person rows in {sum(len(v) for v in files.values())} files ({summary['seconds']:.1f} s)")
+    (truth / "summary.json").write_text(
+        json.dumps({k: v for k, v in summary.items() if k not in ("seconds", "landing", "truth")}, indent=2) + "\n",
+        encoding="utf-8",
+    )
+    say(
+        f"done: {person_rows:,} person rows in {sum(len(v) for v in files.values())} files ({summary['seconds']:.1f} s)"
+    )
     return summary
 
 
@@ -334,10 +420,28 @@ def _finish_records(rec: pl.DataFrame, pu: np.ndarray, key_to_event: pl.DataFram
 
 def _attach_events(rec: pl.DataFrame, key_to_event: pl.DataFrame) -> pl.DataFrame:
     rec = rec.join(key_to_event, on=["agency", "_event_key"], how="left", maintain_order="left")
-    return rec.select("agency", "file", "entity", "row_number", "source_record_id", "source_person_id", "person_uid",
-                      "event_id", "errors")
+    return rec.select(
+        "agency",
+        "file",
+        "entity",
+        "row_number",
+        "source_record_id",
+        "source_person_id",
+        "person_uid",
+        "event_id",
+        "errors",
+    )
 
 
 def _finish_records_uid(rec: pl.DataFrame) -> pl.DataFrame:
-    return rec.select("agency", "file", "entity", "row_number", "source_record_id", "source_person_id",
-                      pl.col("_uid").alias("person_uid"), pl.col("_event_id").alias("event_id"), "errors")
+    return rec.select(
+        "agency",
+        "file",
+        "entity",
+        "row_number",
+        "source_record_id",
+        "source_person_id",
+        pl.col("_uid").alias("person_uid"),
+        pl.col("_event_id").alias("event_id"),
+        "errors",
+    )

@@ -35,20 +35,210 @@ import polars as pl
 # code: (name, population 2021 (approx), lat_min, lat_max, lon_min, lon_max, centre lat, centre lon,
 #        outward codes, DfE LA number, upper-tier (social care) authority code, town)
 LAS: dict[str, tuple] = {
-    "E06000038": ("Reading", 174_000, 51.41, 51.49, -1.05, -0.93, 51.455, -0.97, ["RG1", "RG2", "RG4", "RG30", "RG31"], 870, "E06000038", "Reading"),
-    "E06000039": ("Slough", 158_000, 51.48, 51.54, -0.66, -0.52, 51.51, -0.59, ["SL1", "SL2", "SL3"], 871, "E06000039", "Slough"),
-    "E06000036": ("Bracknell Forest", 125_000, 51.33, 51.45, -0.84, -0.67, 51.415, -0.75, ["RG12", "RG42"], 867, "E06000036", "Bracknell"),
-    "E06000037": ("West Berkshire", 161_000, 51.33, 51.57, -1.59, -1.05, 51.40, -1.32, ["RG14", "RG18", "RG19", "RG7", "RG20"], 869, "E06000037", "Newbury"),
-    "E06000040": ("Windsor and Maidenhead", 153_000, 51.40, 51.57, -0.80, -0.52, 51.52, -0.72, ["SL4", "SL6"], 868, "E06000040", "Maidenhead"),
-    "E06000041": ("Wokingham", 177_000, 51.33, 51.50, -0.98, -0.77, 51.41, -0.83, ["RG40", "RG41", "RG5", "RG6"], 872, "E06000041", "Wokingham"),
-    "E06000042": ("Milton Keynes", 287_000, 51.96, 52.20, -0.87, -0.59, 52.04, -0.76, [f"MK{i}" for i in range(1, 20)], 826, "E06000042", "Milton Keynes"),
-    "E06000060": ("Buckinghamshire", 553_000, 51.53, 52.08, -1.14, -0.48, 51.63, -0.75,
-                  ["HP5", "HP6", "HP7", "HP8", "HP9", "HP10", "HP11", "HP12", "HP13", "HP14", "HP15", "HP16", "HP17", "HP18", "HP19", "HP20", "HP21", "HP22", "HP23", "SL7", "SL9"], 825, "E06000060", "High Wycombe"),
-    "E07000177": ("Cherwell", 161_000, 51.80, 52.17, -1.52, -1.04, 52.06, -1.34, ["OX15", "OX16", "OX17", "OX26", "OX5"], 931, "E10000025", "Banbury"),
-    "E07000178": ("Oxford", 162_000, 51.71, 51.80, -1.31, -1.18, 51.752, -1.257, ["OX1", "OX2", "OX3", "OX4"], 931, "E10000025", "Oxford"),
-    "E07000179": ("South Oxfordshire", 149_000, 51.45, 51.77, -1.30, -0.87, 51.60, -1.12, ["OX10", "OX9", "OX39", "OX44", "RG9"], 931, "E10000025", "Didcot"),
-    "E07000180": ("Vale of White Horse", 139_000, 51.56, 51.78, -1.72, -1.22, 51.67, -1.28, ["OX11", "OX12", "OX13", "OX14"], 931, "E10000025", "Abingdon"),
-    "E07000181": ("West Oxfordshire", 114_000, 51.70, 52.00, -1.72, -1.30, 51.78, -1.48, ["OX7", "OX18", "OX28", "OX29"], 931, "E10000025", "Witney"),
+    "E06000038": (
+        "Reading",
+        174_000,
+        51.41,
+        51.49,
+        -1.05,
+        -0.93,
+        51.455,
+        -0.97,
+        ["RG1", "RG2", "RG4", "RG30", "RG31"],
+        870,
+        "E06000038",
+        "Reading",
+    ),
+    "E06000039": (
+        "Slough",
+        158_000,
+        51.48,
+        51.54,
+        -0.66,
+        -0.52,
+        51.51,
+        -0.59,
+        ["SL1", "SL2", "SL3"],
+        871,
+        "E06000039",
+        "Slough",
+    ),
+    "E06000036": (
+        "Bracknell Forest",
+        125_000,
+        51.33,
+        51.45,
+        -0.84,
+        -0.67,
+        51.415,
+        -0.75,
+        ["RG12", "RG42"],
+        867,
+        "E06000036",
+        "Bracknell",
+    ),
+    "E06000037": (
+        "West Berkshire",
+        161_000,
+        51.33,
+        51.57,
+        -1.59,
+        -1.05,
+        51.40,
+        -1.32,
+        ["RG14", "RG18", "RG19", "RG7", "RG20"],
+        869,
+        "E06000037",
+        "Newbury",
+    ),
+    "E06000040": (
+        "Windsor and Maidenhead",
+        153_000,
+        51.40,
+        51.57,
+        -0.80,
+        -0.52,
+        51.52,
+        -0.72,
+        ["SL4", "SL6"],
+        868,
+        "E06000040",
+        "Maidenhead",
+    ),
+    "E06000041": (
+        "Wokingham",
+        177_000,
+        51.33,
+        51.50,
+        -0.98,
+        -0.77,
+        51.41,
+        -0.83,
+        ["RG40", "RG41", "RG5", "RG6"],
+        872,
+        "E06000041",
+        "Wokingham",
+    ),
+    "E06000042": (
+        "Milton Keynes",
+        287_000,
+        51.96,
+        52.20,
+        -0.87,
+        -0.59,
+        52.04,
+        -0.76,
+        [f"MK{i}" for i in range(1, 20)],
+        826,
+        "E06000042",
+        "Milton Keynes",
+    ),
+    "E06000060": (
+        "Buckinghamshire",
+        553_000,
+        51.53,
+        52.08,
+        -1.14,
+        -0.48,
+        51.63,
+        -0.75,
+        [
+            "HP5",
+            "HP6",
+            "HP7",
+            "HP8",
+            "HP9",
+            "HP10",
+            "HP11",
+            "HP12",
+            "HP13",
+            "HP14",
+            "HP15",
+            "HP16",
+            "HP17",
+            "HP18",
+            "HP19",
+            "HP20",
+            "HP21",
+            "HP22",
+            "HP23",
+            "SL7",
+            "SL9",
+        ],
+        825,
+        "E06000060",
+        "High Wycombe",
+    ),
+    "E07000177": (
+        "Cherwell",
+        161_000,
+        51.80,
+        52.17,
+        -1.52,
+        -1.04,
+        52.06,
+        -1.34,
+        ["OX15", "OX16", "OX17", "OX26", "OX5"],
+        931,
+        "E10000025",
+        "Banbury",
+    ),
+    "E07000178": (
+        "Oxford",
+        162_000,
+        51.71,
+        51.80,
+        -1.31,
+        -1.18,
+        51.752,
+        -1.257,
+        ["OX1", "OX2", "OX3", "OX4"],
+        931,
+        "E10000025",
+        "Oxford",
+    ),
+    "E07000179": (
+        "South Oxfordshire",
+        149_000,
+        51.45,
+        51.77,
+        -1.30,
+        -0.87,
+        51.60,
+        -1.12,
+        ["OX10", "OX9", "OX39", "OX44", "RG9"],
+        931,
+        "E10000025",
+        "Didcot",
+    ),
+    "E07000180": (
+        "Vale of White Horse",
+        139_000,
+        51.56,
+        51.78,
+        -1.72,
+        -1.22,
+        51.67,
+        -1.28,
+        ["OX11", "OX12", "OX13", "OX14"],
+        931,
+        "E10000025",
+        "Abingdon",
+    ),
+    "E07000181": (
+        "West Oxfordshire",
+        114_000,
+        51.70,
+        52.00,
+        -1.72,
+        -1.30,
+        51.78,
+        -1.48,
+        ["OX7", "OX18", "OX28", "OX29"],
+        931,
+        "E10000025",
+        "Witney",
+    ),
 }
 UPPER_TIER_NAMES = {"E10000025": "Oxfordshire"}
 
@@ -75,16 +265,22 @@ POSTCODES_PER_LSOA = 24
 
 @dataclass
 class Geography:
-    lsoas: pl.DataFrame      # lsoa_code, lsoa_name, la_code, la_name, lat, lon, population, imd_decile, synthetic
+    lsoas: pl.DataFrame  # lsoa_code, lsoa_name, la_code, la_name, lat, lon, population, imd_decile, synthetic
     postcodes: pl.DataFrame  # postcode, lsoa_code, la_code, lat, lon
-    mode: str                # "builtin" | "real"
+    mode: str  # "builtin" | "real"
     source_note: str
 
 
 def la_table() -> pl.DataFrame:
     rows = [
-        {"la_code": k, "la_name": v[0], "dfe_la_number": v[9], "upper_tier_code": v[10],
-         "upper_tier_name": UPPER_TIER_NAMES.get(v[10], v[0]), "town": v[11]}
+        {
+            "la_code": k,
+            "la_name": v[0],
+            "dfe_la_number": v[9],
+            "upper_tier_code": v[10],
+            "upper_tier_name": UPPER_TIER_NAMES.get(v[10], v[0]),
+            "town": v[11],
+        }
         for k, v in LAS.items()
     ]
     return pl.DataFrame(rows)
@@ -107,10 +303,20 @@ def _builtin_lsoas(rng: np.random.Generator) -> pl.DataFrame:
         codes = [f"E019{serial + i:05d}" for i in range(n)]
         names = [f"{name} S{1 + i // 4:03d}{'ABCD'[i % 4]}" for i in range(n)]
         serial += n
-        frames.append(pl.DataFrame({
-            "lsoa_code": codes, "lsoa_name": names, "la_code": [la] * n, "la_name": [name] * n,
-            "lat": lat, "lon": lon, "population": popn, "imd_decile": dec.astype(np.int8),
-        }))
+        frames.append(
+            pl.DataFrame(
+                {
+                    "lsoa_code": codes,
+                    "lsoa_name": names,
+                    "la_code": [la] * n,
+                    "la_name": [name] * n,
+                    "lat": lat,
+                    "lon": lon,
+                    "population": popn,
+                    "imd_decile": dec.astype(np.int8),
+                }
+            )
+        )
     return pl.concat(frames).with_columns(synthetic=pl.lit(True))
 
 
@@ -139,7 +345,8 @@ def _real_lsoas(root: Path) -> pl.DataFrame:
             key = "LSOA11CD"
         if not path.exists():
             raise FileNotFoundError(
-                f"geography folder incomplete: {geo / 'lsoa21' / (la + '.geojson')} (or lsoa11) not found")
+                f"geography folder incomplete: {geo / 'lsoa21' / (la + '.geojson')} (or lsoa11) not found"
+            )
         with path.open("rb") as f:
             fc = json.load(f)
         for feat in fc.get("features", []):
@@ -161,37 +368,60 @@ def _real_lsoas(root: Path) -> pl.DataFrame:
     cent_path = geo / "lsoa_latlong_england.csv"
     if not cent_path.exists():
         raise FileNotFoundError(f"geography folder incomplete: {cent_path} not found")
-    cent = pl.scan_csv(cent_path, infer_schema_length=0).select(
-        pl.col("LSOACD").alias("lsoa_code"),
-        pl.col("latitude").cast(pl.Float64).alias("lat_c"),
-        pl.col("longitude").cast(pl.Float64).alias("lon_c"),
-        (pl.col("lsoa11cd") if "lsoa11cd" in pl.scan_csv(cent_path).collect_schema().names() else pl.col("LSOACD")).alias("lsoa11"),
-    ).filter(pl.col("lsoa_code").is_in(df["lsoa_code"].to_list())).collect()
-    df = df.join(cent, on="lsoa_code", how="left").with_columns(
-        lat=pl.coalesce("lat_c", "lat_g"), lon=pl.coalesce("lon_c", "lon_g"),
-        lsoa11=pl.coalesce("lsoa11", "lsoa_code"),
-    ).drop("lat_c", "lon_c", "lat_g", "lon_g")
+    cent = (
+        pl.scan_csv(cent_path, infer_schema_length=0)
+        .select(
+            pl.col("LSOACD").alias("lsoa_code"),
+            pl.col("latitude").cast(pl.Float64).alias("lat_c"),
+            pl.col("longitude").cast(pl.Float64).alias("lon_c"),
+            (
+                pl.col("lsoa11cd")
+                if "lsoa11cd" in pl.scan_csv(cent_path).collect_schema().names()
+                else pl.col("LSOACD")
+            ).alias("lsoa11"),
+        )
+        .filter(pl.col("lsoa_code").is_in(df["lsoa_code"].to_list()))
+        .collect()
+    )
+    df = (
+        df.join(cent, on="lsoa_code", how="left")
+        .with_columns(
+            lat=pl.coalesce("lat_c", "lat_g"),
+            lon=pl.coalesce("lon_c", "lon_g"),
+            lsoa11=pl.coalesce("lsoa11", "lsoa_code"),
+        )
+        .drop("lat_c", "lon_c", "lat_g", "lon_g")
+    )
 
     imd_dir = root / "imd2019"
     f1 = _read_csv_any(_find(imd_dir, "File_1*.csv*", "IMD 2019 File_1 (IMD decile)"))
-    f1 = f1.select(pl.col(f1.columns[0]).alias("lsoa11"),
-                   pl.col([c for c in f1.columns if "Decile" in c and "Multiple" in c][0]).cast(pl.Int8).alias("imd_decile"))
+    f1 = f1.select(
+        pl.col(f1.columns[0]).alias("lsoa11"),
+        pl.col([c for c in f1.columns if "Decile" in c and "Multiple" in c][0]).cast(pl.Int8).alias("imd_decile"),
+    )
     df = df.join(f1, on="lsoa11", how="left")
     try:
         f6 = _read_csv_any(_find(imd_dir, "File_6*.csv*", "IMD 2019 File_6 (population denominators)"))
         popcol = [c for c in f6.columns if c.startswith("Total population")][0]
-        f6 = f6.select(pl.col(f6.columns[0]).alias("lsoa11"),
-                       pl.col(popcol).str.replace_all(",", "").cast(pl.Int64).alias("pop11"))
+        f6 = f6.select(
+            pl.col(f6.columns[0]).alias("lsoa11"), pl.col(popcol).str.replace_all(",", "").cast(pl.Int64).alias("pop11")
+        )
         df = df.join(f6, on="lsoa11", how="left")
     except FileNotFoundError:
         df = df.with_columns(pop11=pl.lit(None, pl.Int64))
     df = df.with_columns(n_split=pl.len().over("lsoa11"))
     df = df.with_columns(
         population=(pl.col("pop11") / pl.col("n_split")).round().cast(pl.Int64).fill_null(1500),
-        imd_decile=pl.col("imd_decile").fill_null(pl.col("imd_decile").median().over("la_code").round().cast(pl.Int8)).fill_null(5).cast(pl.Int8),
+        imd_decile=pl.col("imd_decile")
+        .fill_null(pl.col("imd_decile").median().over("la_code").round().cast(pl.Int8))
+        .fill_null(5)
+        .cast(pl.Int8),
     )
-    return df.select("lsoa_code", "lsoa_name", "la_code", "la_name", "lat", "lon", "population", "imd_decile").with_columns(
-        synthetic=pl.lit(False)).sort("la_code", "lsoa_code")
+    return (
+        df.select("lsoa_code", "lsoa_name", "la_code", "la_name", "lat", "lon", "population", "imd_decile")
+        .with_columns(synthetic=pl.lit(False))
+        .sort("la_code", "lsoa_code")
+    )
 
 
 def _postcodes(lsoas: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
@@ -223,10 +453,15 @@ def _postcodes(lsoas: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
             out_la.extend([la] * POSTCODES_PER_LSOA)
             out_lat.append(lat + rng.normal(0, 0.0035, POSTCODES_PER_LSOA))
             out_lon.append(lon + rng.normal(0, 0.0055, POSTCODES_PER_LSOA))
-    return pl.DataFrame({
-        "postcode": out_pc, "lsoa_code": out_lsoa, "la_code": out_la,
-        "lat": np.concatenate(out_lat).round(6), "lon": np.concatenate(out_lon).round(6),
-    })
+    return pl.DataFrame(
+        {
+            "postcode": out_pc,
+            "lsoa_code": out_lsoa,
+            "la_code": out_la,
+            "lat": np.concatenate(out_lat).round(6),
+            "lon": np.concatenate(out_lon).round(6),
+        }
+    )
 
 
 def load_geography(geography: Path | None, seed: int) -> Geography:

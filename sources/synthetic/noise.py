@@ -18,9 +18,32 @@ from sources.synthetic import config as C
 from sources.synthetic.population import name_tables
 
 _KEYBOARD = {
-    "a": "qsz", "b": "vn", "c": "xv", "d": "sf", "e": "wr", "f": "dg", "g": "fh", "h": "gj", "i": "uo", "j": "hk",
-    "k": "jl", "l": "k", "m": "n", "n": "bm", "o": "ip", "p": "o", "q": "w", "r": "et", "s": "ad", "t": "ry",
-    "u": "yi", "v": "cb", "w": "qe", "x": "zc", "y": "tu", "z": "x",
+    "a": "qsz",
+    "b": "vn",
+    "c": "xv",
+    "d": "sf",
+    "e": "wr",
+    "f": "dg",
+    "g": "fh",
+    "h": "gj",
+    "i": "uo",
+    "j": "hk",
+    "k": "jl",
+    "l": "k",
+    "m": "n",
+    "n": "bm",
+    "o": "ip",
+    "p": "o",
+    "q": "w",
+    "r": "et",
+    "s": "ad",
+    "t": "ry",
+    "u": "yi",
+    "v": "cb",
+    "w": "qe",
+    "x": "zc",
+    "y": "tu",
+    "z": "x",
 }
 
 
@@ -41,19 +64,19 @@ def typo(s: str, u: np.ndarray) -> str:
     i = int(u[1] * (len(s) - 1))
     kind = int(u[0] * 4)
     if kind == 0:  # transposition of adjacent characters
-        return s[:i] + s[i + 1] + s[i] + s[i + 2:]
+        return s[:i] + s[i + 1] + s[i] + s[i + 2 :]
     if kind == 1:  # deletion
         j = max(1, i)
-        return s[:j] + s[j + 1:]
+        return s[:j] + s[j + 1 :]
     if kind == 2:  # duplication
-        return s[: i + 1] + s[i] + s[i + 1:]
+        return s[: i + 1] + s[i] + s[i + 1 :]
     c = s[i].lower()
     near = _KEYBOARD.get(c)
     if not near:
-        return s[:i] + s[i + 1:] if i > 0 else s
+        return s[:i] + s[i + 1 :] if i > 0 else s
     r = near[int(u[2] * len(near)) % len(near)]
     r = r.upper() if s[i].isupper() else r
-    return s[:i] + r + s[i + 1:]
+    return s[:i] + r + s[i + 1 :]
 
 
 def _mask(rng, n, p):
@@ -148,8 +171,10 @@ def corrupt(rng: np.random.Generator, df: pl.DataFrame, agency: str, scale: floa
             fore[i] = " " + fore[i].lower()
     mark(idx, "case_whitespace")
     return df.with_columns(
-        rec_forename=pl.Series(fore, dtype=pl.String), rec_surname=pl.Series(sur, dtype=pl.String),
-        rec_dob=pl.Series(dob).cast(pl.Date), rec_sex=pl.Series(sex, dtype=pl.String),
-        rec_postcode=pl.Series(pc, dtype=pl.String),
+        rec_forename=pl.Series(fore.tolist(), dtype=pl.String),
+        rec_surname=pl.Series(sur.tolist(), dtype=pl.String),
+        rec_dob=pl.Series(dob).cast(pl.Date),
+        rec_sex=pl.Series(sex.tolist(), dtype=pl.String),
+        rec_postcode=pl.Series(pc.tolist(), dtype=pl.String),
         errors=pl.Series([";".join(e) for e in errs], dtype=pl.String),
     )

@@ -32,7 +32,7 @@ STREET_SUFFIX = "Road Street Close Avenue Way Lane Drive Gardens Crescent Place 
 @dataclass(frozen=True)
 class NameTables:
     forenames: dict  # (group, sex) -> (names ndarray, cumulative probabilities)
-    surnames: dict   # group -> (names, cumprob)
+    surnames: dict  # group -> (names, cumprob)
     nicknames: dict  # name -> tuple of variants
 
 
@@ -68,8 +68,11 @@ def _name_group(rng: np.random.Generator, groups: np.ndarray) -> np.ndarray:
     out = groups.copy()
     mixed = np.flatnonzero(out == "mixed")
     if mixed.size:
-        alt = rng.choice(["white_british", "black_caribbean", "black_african", "south_asian_indian", "east_asian"],
-                         size=mixed.size, p=[0.55, 0.2, 0.1, 0.1, 0.05])
+        alt = rng.choice(
+            ["white_british", "black_caribbean", "black_african", "south_asian_indian", "east_asian"],
+            size=mixed.size,
+            p=[0.55, 0.2, 0.1, 0.1, 0.05],
+        )
         out[mixed] = alt
     return out
 
@@ -132,14 +135,19 @@ class GeoIndex:
         self.la_lsoas = {la: np.flatnonzero(self.la_code == la) for la in las}
 
 
+def _str(values) -> pl.Series:
+    return pl.Series(values.tolist() if isinstance(values, np.ndarray) else list(values), dtype=pl.String)
+
+
 def _street(pc_idx: np.ndarray) -> np.ndarray:
     stems = np.array(STREET_STEMS, dtype=object)
     suf = np.array(STREET_SUFFIX, dtype=object)
     return stems[(pc_idx * 7919) % stems.size] + " " + suf[(pc_idx * 104729 // 7) % suf.size]
 
 
-def make_chunk(rng: np.random.Generator, gi: GeoIndex, start_idx: int, n: int, hh_start: int,
-               start_date: np.datetime64, salt: int) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+def make_chunk(
+    rng: np.random.Generator, gi: GeoIndex, start_idx: int, n: int, hh_start: int, start_date: np.datetime64, salt: int
+) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """Return (persons, households) for persons with global index start_idx .. start_idx+n-1."""
     types = list(C.HOUSEHOLD_TYPES)
     tp = np.array(list(C.HOUSEHOLD_TYPES.values()))
@@ -149,8 +157,11 @@ def make_chunk(rng: np.random.Generator, gi: GeoIndex, start_idx: int, n: int, h
     t_cc, t_lp, t_ma = types.index("couple_children"), types.index("lone_parent"), types.index("multi_adult")
     kids[htype == t_cc] = rng.choice([1, 2, 3, 4], size=(htype == t_cc).sum(), p=[0.38, 0.42, 0.15, 0.05])
     kids[htype == t_lp] = rng.choice([1, 2, 3], size=(htype == t_lp).sum(), p=[0.5, 0.35, 0.15])
-    adults = np.select([np.isin(htype, [types.index("single_working_age"), types.index("single_older"), t_lp]),
-                        htype == t_ma], [1, 2], 2)
+    adults = np.select(
+        [np.isin(htype, [types.index("single_working_age"), types.index("single_older"), t_lp]), htype == t_ma],
+        [1, 2],
+        2,
+    )
     extra = np.where(htype == t_ma, rng.choice([1, 2], size=H, p=[0.65, 0.35]), 0)  # adult children
     size = adults + kids + extra
     cum = np.cumsum(size)
@@ -167,8 +178,12 @@ def make_chunk(rng: np.random.Generator, gi: GeoIndex, start_idx: int, n: int, h
     # ---- household ages
     head_age = np.empty(H)
     older = np.isin(htype, [types.index("single_older"), types.index("couple_older")])
-    head_age[:] = rng.triangular(19, 34, 64, H)
-    head_age[older] = 65 + np.minimum(rng.exponential(9.5, older.sum()), 36)
+    head_age[:] = rng.triangular(18, 27, 66, H)  # single working-age adults
+    t_cnc = types.index("couple_no_children")
+    head_age[htype == t_cnc] = rng.triangular(20, 58, 66, (htype == t_cnc).sum())  # young couples and empty nesters
+    # older households: 65 + exponential(9.5) truncated at 35 years (inverse-CDF, no pile-up at the cap)
+    u = rng.random(older.sum())
+    head_age[older] = 65 - 9.5 * np.log1p(-u * (1 - np.exp(-35 / 9.5)))
     withkids = np.isin(htype, [t_cc, t_lp])
     head_age[withkids] = rng.normal(41, 7, withkids.sum()).clip(20, 62)
     head_age[htype == t_ma] = rng.normal(54, 6, (htype == t_ma).sum()).clip(40, 75)
@@ -178,7 +193,7 @@ def make_chunk(rng: np.random.Generator, gi: GeoIndex, start_idx: int, n: int, h
     age[is_kid] = rng.random(is_kid.sum()) * max_kid[is_kid]
     is_oa = role == 3
     age[is_oa] = rng.uniform(18, 32, is_oa.sum())
-    age = age.clip(0, 104)
+    age = age.clip(0, 101)
 
     # ---- sex
     sex = np.where(rng.random(n) < 0.5, "M", "F").astype(object)
@@ -198,8 +213,12 @@ def make_chunk(rng: np.random.Generator, gi: GeoIndex, start_idx: int, n: int, h
     pc_i = gi.pc_start[lsoa_i] + (rng.random(H) * gi.pc_count[lsoa_i]).astype(np.int64)
     house_no = rng.integers(1, 160, H)
     flat = rng.random(H) < 0.12
-    address = np.where(flat, "Flat " + rng.integers(1, 30, H).astype(str) + ", ", "").astype(object) \
-        + house_no.astype(str) + " " + _street(pc_i)
+    address = (
+        np.where(flat, "Flat " + rng.integers(1, 30, H).astype(str) + ", ", "").astype(object)
+        + house_no.astype(str)
+        + " "
+        + _street(pc_i)
+    )
     town = np.array([LAS[c][11] for c in gi.la_code], dtype=object)[lsoa_i]
     la = gi.la_code[lsoa_i]
     decile = gi.decile[lsoa_i]
@@ -284,60 +303,80 @@ def make_chunk(rng: np.random.Generator, gi: GeoIndex, start_idx: int, n: int, h
         crn[probation] = ids.crns_from_index(gidx[probation], salt)
 
     hh_id = np.char.add("H", np.char.zfill((hh_start + np.arange(H)).astype(str), 8)).astype(object)
-    households = pl.DataFrame({
-        "household_id": hh_id,
-        "household_type": np.array(types, dtype=object)[htype],
-        "size": size,
-        "address": address,
-        "town": town,
-        "postcode": gi.pc[pc_i],
-        "lsoa_code": gi.lsoa_code[lsoa_i],
-        "la_code": la,
-        "imd_decile": decile.astype(np.int8),
-        "lat": gi.pc_lat[pc_i] + rng.normal(0, 0.0004, H),
-        "lon": gi.pc_lon[pc_i] + rng.normal(0, 0.0006, H),
-        "previous_address": np.where(moved, prev_address, None),
-        "previous_postcode": np.where(moved, gi.pc[prev_pc_i], None),
-        "moved_in_date": np.where(moved, start_date - move_days.astype("timedelta64[D]"), np.datetime64("NaT")).astype("datetime64[D]"),
-        "domestic_abuse": da_h,
-    })
-    persons = pl.DataFrame({
-        "person_uid": np.char.add("P", np.char.zfill(gidx.astype(str), 8)).astype(object),
-        "person_index": gidx,
-        "household_id": hh_id[hh],
-        "household_role": np.array(["head", "partner", "child", "adult_child"], dtype=object)[role],
-        "forename": forename,
-        "middle_names": middle,
-        "surname": surname,
-        "previous_surname": prev_surname,
-        "sex": sex,
-        "dob": dob.astype("datetime64[D]"),
-        "age_at_start": age_years,
-        "ethnic_group": group,
-        "address": address[hh],
-        "town": town[hh],
-        "postcode": gi.pc[pc_i][hh],
-        "previous_postcode": np.where(moved[hh], gi.pc[prev_pc_i][hh], None),
-        "previous_address": np.where(moved[hh], prev_address[hh], None),
-        "lsoa_code": gi.lsoa_code[lsoa_i][hh],
-        "la_code": la[hh],
-        "imd_decile": decile[hh].astype(np.int8),
-        "nhs_number": nhs,
-        "pnc_id": pnc,
-        "upn": upn,
-        "crn": crn,
-        "known_offender": offender,
-        "da_victim": da_h[hh] & (role <= 1) & (sex == "F"),
-        "da_perpetrator": da_perp,
-        "exploitation_risk": exploited,
-        "on_probation": probation,
-        "mappa_nominal": mappa,
-    })
+    households = pl.DataFrame(
+        {
+            "household_id": hh_id,
+            "household_type": _str(np.array(types, dtype=object)[htype]),
+            "size": size,
+            "address": _str(address),
+            "town": _str(town),
+            "postcode": gi.pc[pc_i],
+            "lsoa_code": gi.lsoa_code[lsoa_i],
+            "la_code": la,
+            "imd_decile": decile.astype(np.int8),
+            "lat": gi.pc_lat[pc_i] + rng.normal(0, 0.0004, H),
+            "lon": gi.pc_lon[pc_i] + rng.normal(0, 0.0006, H),
+            "previous_address": _str(np.where(moved, prev_address, None)),
+            "previous_postcode": _str(np.where(moved, gi.pc[prev_pc_i], None)),
+            "moved_in_date": np.where(
+                moved, start_date - move_days.astype("timedelta64[D]"), np.datetime64("NaT")
+            ).astype("datetime64[D]"),
+            "domestic_abuse": da_h,
+        }
+    )
+    persons = pl.DataFrame(
+        {
+            "person_uid": np.char.add("P", np.char.zfill(gidx.astype(str), 8)).astype(object),
+            "person_index": gidx,
+            "household_id": _str(hh_id[hh]),
+            "household_role": _str(np.array(["head", "partner", "child", "adult_child"], dtype=object)[role]),
+            "forename": _str(forename),
+            "middle_names": _str(middle),
+            "surname": _str(surname),
+            "previous_surname": _str(prev_surname),
+            "sex": _str(sex),
+            "dob": dob.astype("datetime64[D]"),
+            "age_at_start": age_years,
+            "ethnic_group": _str(group),
+            "address": _str(address[hh]),
+            "town": _str(town[hh]),
+            "postcode": gi.pc[pc_i][hh],
+            "previous_postcode": _str(np.where(moved[hh], gi.pc[prev_pc_i][hh], None)),
+            "previous_address": _str(np.where(moved[hh], prev_address[hh], None)),
+            "lsoa_code": gi.lsoa_code[lsoa_i][hh],
+            "la_code": la[hh],
+            "imd_decile": decile[hh].astype(np.int8),
+            "nhs_number": _str(nhs),
+            "pnc_id": _str(pnc),
+            "upn": _str(upn),
+            "crn": _str(crn),
+            "known_offender": offender,
+            "da_victim": da_h[hh] & (role <= 1) & (sex == "F"),
+            "da_perpetrator": da_perp,
+            "exploitation_risk": exploited,
+            "on_probation": probation,
+            "mappa_nominal": mappa,
+        }
+    )
     arrays = {
-        "hh": hh, "role": role, "age": age, "sex": sex, "lsoa_i": lsoa_i[hh], "dep": pdep,
-        "decile": decile[hh], "lat": households["lat"].to_numpy()[hh], "lon": households["lon"].to_numpy()[hh],
-        "da_h": da_h[hh], "offender": offender, "exploited": exploited, "probation": probation,
-        "mappa": mappa, "da_victim": persons["da_victim"].to_numpy(), "da_perp": da_perp,
-        "hotspot": gi.hotspot[lsoa_i][hh], "la": la[hh], "n_households": H,
+        "hh": hh,
+        "role": role,
+        "age": age,
+        "sex": sex,
+        "lsoa_i": lsoa_i[hh],
+        "dep": pdep,
+        "decile": decile[hh],
+        "lat": households["lat"].to_numpy()[hh],
+        "lon": households["lon"].to_numpy()[hh],
+        "da_h": da_h[hh],
+        "offender": offender,
+        "exploited": exploited,
+        "probation": probation,
+        "mappa": mappa,
+        "da_victim": persons["da_victim"].to_numpy(),
+        "da_perp": da_perp,
+        "hotspot": gi.hotspot[lsoa_i][hh],
+        "la": la[hh],
+        "n_households": H,
     }
     return persons, households, arrays

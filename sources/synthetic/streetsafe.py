@@ -14,10 +14,28 @@ import numpy as np
 from sources.synthetic import config as C
 from sources.synthetic.events import Period
 
-ENVIRONMENTAL = ["Badly lit", "Absence of CCTV", "Isolated area", "Overgrown vegetation", "Graffiti or vandalism",
-                 "Litter and rubbish", "Empty or derelict buildings", "Underpass or alleyway", "No visible security or staff"]
-BEHAVIOURAL = ["Verbal harassment", "Being followed", "Groups loitering", "Drug dealing or use", "Anti-social behaviour",
-               "Drunk people", "Sexual harassment", "Physical intimidation", "Catcalling"]
+ENVIRONMENTAL = [
+    "Badly lit",
+    "Absence of CCTV",
+    "Isolated area",
+    "Overgrown vegetation",
+    "Graffiti or vandalism",
+    "Litter and rubbish",
+    "Empty or derelict buildings",
+    "Underpass or alleyway",
+    "No visible security or staff",
+]
+BEHAVIOURAL = [
+    "Verbal harassment",
+    "Being followed",
+    "Groups loitering",
+    "Drug dealing or use",
+    "Anti-social behaviour",
+    "Drunk people",
+    "Sexual harassment",
+    "Physical intimidation",
+    "Catcalling",
+]
 COLUMNS = ["report_id", "submitted_at", "latitude", "longitude", "environmental_reasons", "behavioural_reasons"]
 _HOURS = np.array([6, 5, 4, 2, 1, 1, 1, 2, 3, 3, 3, 3, 3, 3, 3, 4, 6, 8, 9, 10, 11, 11, 10, 8], float)
 
@@ -39,15 +57,18 @@ def streetsafe_reports(rng: np.random.Generator, gi, period: Period, persons: in
     for j, i in enumerate(order):
         env = sorted(rng.choice(len(ENVIRONMENTAL), size=n_env[i], replace=False).tolist())
         beh = sorted(rng.choice(len(BEHAVIOURAL), size=n_beh[i], replace=False).tolist())
-        rec = {"report_id": f"SS-{j + 1:08d}", "submitted_at": f"{ts[i]}Z",
-               "latitude": round(float(lat[i]), 5), "longitude": round(float(lon[i]), 5),
-               "environmental_reasons": [ENVIRONMENTAL[e] for e in env],
-               "behavioural_reasons": [BEHAVIOURAL[b] for b in beh]}
+        rec = {
+            "report_id": f"SS-{j + 1:08d}",
+            "submitted_at": f"{ts[i]}Z",
+            "latitude": round(float(lat[i]), 5),
+            "longitude": round(float(lon[i]), 5),
+            "environmental_reasons": [ENVIRONMENTAL[e] for e in env],
+            "behavioural_reasons": [BEHAVIOURAL[b] for b in beh],
+        }
         by_month.setdefault(str(ts[i])[:7], []).append(json.dumps(rec, ensure_ascii=False, separators=(",", ":")))
     counts = {}
-    for month in [str(m) for m in np.arange(period.start.astype("datetime64[M]"), (period.end - 1).astype("datetime64[M]") + 1)]:
-        items = by_month.get(month, [])
+    for month, items in sorted(by_month.items()):  # months without reports get no file
         rel = f"streetsafe/reports_{month}.json"
-        (out / rel).write_text("[\n" + ",\n".join(items) + ("\n" if items else "") + "]\n", encoding="utf-8")
+        (out / rel).write_text("[\n" + ",\n".join(items) + "\n]\n", encoding="utf-8")
         counts[rel] = len(items)
     return counts

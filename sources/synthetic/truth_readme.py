@@ -10,7 +10,7 @@ checks can be evaluated. Everything here is synthetic: no real person is describ
 |---|---|---|
 | persons.parquet | true person | person_uid, household_id, household_role, forename, middle_names, surname, previous_surname, sex, dob, age_at_start, ethnic_group, address, town, postcode, previous_postcode, previous_address, lsoa_code, la_code, imd_decile, nhs_number, pnc_id, upn, crn, known_offender, da_victim, da_perpetrator, exploitation_risk, on_probation, mappa_nominal |
 | households.parquet | household | household_id, household_type, size, address, town, postcode, lsoa_code, la_code, imd_decile, lat, lon, previous_address, previous_postcode, moved_in_date, domestic_abuse |
-| records.parquet | person-bearing landing row | agency, file (path under the landing folder), entity, row_number (1-based data row; for NDJSON the line number), source_record_id, source_person_id, person_uid, event_id, errors (';'-separated corruptions applied, or fault:<kind>) |
+| records.parquet | person-bearing landing row | agency, file (file name inside the agency folder, e.g. occurrences_2025-01.csv), entity, row_number (1-based data row; for NDJSON the line number), source_record_id, source_person_id, person_uid, event_id, errors (';'-separated corruptions applied, or fault:<kind>) |
 | events.parquet | true event for one person | event_id, agency, event_type, code, event_date, lsoa_code, la_code, person_uid, role |
 | lsoas.parquet | LSOA used | lsoa_code, lsoa_name, la_code, la_name, lat, lon, population, imd_decile, synthetic |
 | faults.json | injected bad delivery | file, kind, rows_affected, description |
