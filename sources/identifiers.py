@@ -60,11 +60,11 @@ __all__ = [
 PNC_CHECK_LETTERS = "ZABCDEFGHJKLMNPQRTUVWXY"  # 23 letters, index = value mod 23
 UPN_CHECK_LETTERS = "ABCDEFGHJKLMNPQRTUVWXYZ"  # 23 letters, index = remainder mod 23
 
-_NHS_RE = re.compile(r"^\d{10}$")
-_PNC_RE = re.compile(r"^(\d{2})/(\d{1,7})([A-Z])$")
-_PNC_LONG_RE = re.compile(r"^(\d{2}|\d{4})/(\d{1,7})([A-Za-z])$")
-_UPN_RE = re.compile(r"^[A-Z]\d{12}$")
-_CRN_RE = re.compile(r"^[A-Z]\d{6}$")
+_NHS_RE = re.compile(r"^[0-9]{10}$")
+_PNC_RE = re.compile(r"^([0-9]{2})/([0-9]{1,7})([A-Z])$")
+_PNC_LONG_RE = re.compile(r"^([0-9]{2}|[0-9]{4})/([0-9]{1,7})([A-Za-z])$")
+_UPN_RE = re.compile(r"^[A-Z][0-9]{12}$")
+_CRN_RE = re.compile(r"^[A-Z][0-9]{6}$")  # ASCII digits only: \d would admit other scripts' digits
 
 
 # --------------------------------------------------------------------------- NHS number
@@ -277,3 +277,51 @@ def crns_from_index(index: np.ndarray, salt: int = 0) -> np.ndarray:
     """
     v = _affine(index, 25_000_000, salt + 13, 9_999_991)
     return np.array([f"{chr(65 + x // 1_000_000)}{x % 1_000_000:06d}" for x in v], dtype=object)
+
+
+# --------------------------------------------------------------------------- polars validators
+# Vectorised forms of the is_valid_* rules, for contracts and linkage on whole columns
+# (no per-row Python). tests/test_identifiers_vectorised.py checks they agree with the
+# scalar validators above.
+def _pl():
+    import polars as pl  # local import: the generator path needs numpy only
+
+    return pl
+
+
+def nhs_number_is_valid(expr):
+    """Polars expression: True where the text is a 10-digit NHS number with a valid check digit."""
+    pl = _pl()
+    digit = [expr.str.slice(i, 1).cast(pl.Int64, strict=False) for i in range(10)]
+    total = pl.sum_horizontal([digit[i] * (10 - i) for i in range(9)])
+    check = (11 - total % 11) % 11  # 11 -> 0; 10 stays 10 (never issued)
+    return (expr.str.contains(r"^[0-9]{10}$") & (check != 10) & (check == digit[9])).fill_null(False)
+
+
+def pnc_id_is_valid(expr):
+    """Polars expression: True where the text is ``YY/N{1,7}A`` with a correct mod-23 check letter."""
+    pl = _pl()
+    parts = expr.str.extract_groups(r"^([0-9]{2})/([0-9]{1,7})([A-Z])$")
+    value = parts.struct.field("1").cast(pl.Int64, strict=False) * 10_000_000 + parts.struct.field("2").cast(
+        pl.Int64, strict=False)
+    expected = (value % 23).replace_strict(list(range(23)), list(PNC_CHECK_LETTERS), default=None,
+                                           return_dtype=pl.String)
+    return (expected == parts.struct.field("3")).fill_null(False)
+
+
+def upn_is_valid(expr):
+    """Polars expression: True where the text is a permanent UPN with a correct check letter."""
+    pl = _pl()
+    digits = [expr.str.slice(i, 1).cast(pl.Int64, strict=False) for i in range(1, 13)]
+    total = pl.sum_horizontal([d * w for d, w in zip(digits, range(2, 14))])
+    expected = (total % 23).replace_strict(list(range(23)), list(UPN_CHECK_LETTERS), default=None,
+                                           return_dtype=pl.String)
+    return (expr.str.contains(r"^[A-Z][0-9]{12}$") & (expected == expr.str.slice(0, 1))).fill_null(False)
+
+
+def crn_is_valid(expr):
+    """Polars expression: True where the text is a CRN (one letter, six digits)."""
+    return expr.str.contains(r"^[A-Z][0-9]{6}$").fill_null(False)
+
+
+VALIDATORS = {"nhs_number": nhs_number_is_valid, "pnc_id": pnc_id_is_valid, "upn": upn_is_valid, "crn": crn_is_valid}
