@@ -1,14 +1,14 @@
-"""Tapestry's Dagster definitions: `dagster dev -m orchestration.definitions`."""
+"""Tapestry's Dagster definitions: `dagster dev -m orchestration.definitions` (or `tapestry ui`)."""
 import dagster as dg
 
 from orchestration.raw import RAW_ASSETS
 from orchestration.resources import LakehouseResource
-from orchestration.schedules import AGENCY_JOBS, EVERYTHING, SCHEDULES, landing_sensor
+from orchestration.schedules import INGEST_JOBS, SCHEDULES, landing_sensor
 
 defs = dg.Definitions(
     assets=[*RAW_ASSETS],
     resources={"lakehouse": LakehouseResource()},
-    jobs=[EVERYTHING, *AGENCY_JOBS.values()],
+    jobs=[*INGEST_JOBS.values()],
     schedules=SCHEDULES,
     sensors=[landing_sensor],
 )

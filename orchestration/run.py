@@ -9,6 +9,7 @@ import logging
 import sys
 import time
 
+from orchestration.deliveries import ingest_job_name, plan_run
 from orchestration.instance import prepare_dagster_home
 from tapestry import lakehouse
 from tapestry.config import Settings
@@ -25,55 +26,57 @@ def _progress_to_stdout() -> logging.Handler:
     return handler
 
 
-def run_job(settings: Settings, job_name: str = "everything") -> int:
+def run_all(settings: Settings, agencies: list[str] | None = None) -> int:
+    """Load every agency's waiting deliveries: one in-process run of its ingest job each."""
     prepare_dagster_home(settings)
     import dagster as dg
 
     from orchestration.definitions import defs
+    from sources.registry import AGENCIES
 
-    try:
-        job = defs.resolve_job_def(job_name)
-    except Exception:
-        names = sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__"))
-        print(f"tapestry run: no job {job_name!r}; jobs: {', '.join(names)}", file=sys.stderr)
-        return 2
-    print(f"Running job {job_name!r} on {lakehouse.describe(settings)}")
+    chosen = [a for a in AGENCIES if agencies is None or a.name in agencies]
+    print(f"Running the pipeline on {lakehouse.describe(settings)}")
     print(f"  landing: {settings.landing}")
     handler = _progress_to_stdout()
-    started = time.monotonic()
+    started, outcomes = time.monotonic(), []
     try:
         with dg.DagsterInstance.get() as instance:
-            result = job.execute_in_process(
-                instance=instance,
-                raise_on_error=False,
-                run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-            )
+            for agency in chosen:
+                tags = plan_run(instance, agency, settings)
+                if tags is None:
+                    continue
+                job = defs.resolve_job_def(ingest_job_name(agency))
+                result = job.execute_in_process(
+                    instance=instance, tags=tags, raise_on_error=False,
+                    run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+                )
+                outcomes.append((agency, result))
     finally:
         log.removeHandler(handler)
     seconds = time.monotonic() - started
-    steps = {e.step_key: e for e in result.all_events if e.is_step_success or e.is_step_failure}
-    print(f"\nRun {result.run_id} {'succeeded' if result.success else 'FAILED'} in {seconds:.1f}s")
-    for key, event in sorted(steps.items()):
-        status = "ok    " if event.is_step_success else "FAILED"
-        print(f"  {status} {key}")
-        if event.is_step_failure:
-            error = event.step_failure_data.error
-            while error is not None and error.cause is not None:
-                error = error.cause  # the user-code error, not Dagster's wrapper
-            print(f"         {error.message.strip().splitlines()[0] if error else 'see the Dagster UI'}")
-    _summary(settings, result.run_id)
-    return 0 if result.success else 1
+    ok = all(r.success for _, r in outcomes)
+    print(f"\nPipeline {'succeeded' if ok else 'FAILED'} in {seconds:.1f}s ({len(outcomes)} run(s))")
+    for agency, result in outcomes:
+        print(f"  {'ok    ' if result.success else 'FAILED'} {ingest_job_name(agency)}  run {result.run_id}")
+        for event in result.all_events:
+            if event.is_step_failure:
+                error = event.step_failure_data.error
+                while error is not None and error.cause is not None:
+                    error = error.cause  # the user-code error, not Dagster's wrapper
+                print(f"         {error.message.strip().splitlines()[0] if error else 'see the Dagster UI'}")
+    _summary(settings, [r.run_id for _, r in outcomes])
+    return 0 if ok else 1
 
 
-def _summary(settings: Settings, run_id: str) -> None:
+def _summary(settings: Settings, run_ids: list[str]) -> None:
     with lakehouse.connect(settings, read_only=True) as con:
         deliveries = con.sql(
             "SELECT agency, status, count(*) AS files, sum(rows_loaded)::BIGINT AS rows "
-            "FROM raw.deliveries WHERE run_id = ? GROUP BY ALL ORDER BY agency, status", params=[run_id]
+            "FROM raw.deliveries WHERE list_contains(?, run_id) GROUP BY ALL ORDER BY agency, status", params=[run_ids]
         ).pl() if _exists(con, "raw", "deliveries") else None
         rejected = con.sql(
-            "SELECT agency, file_name, reason FROM raw.deliveries WHERE run_id = ? AND status = 'rejected' "
-            "ORDER BY agency, file_name", params=[run_id]
+            "SELECT agency, file_name, reason FROM raw.deliveries WHERE list_contains(?, run_id) "
+            "AND status = 'rejected' ORDER BY agency, file_name", params=[run_ids]
         ).pl() if deliveries is not None else None
         tables = con.sql(
             "SELECT schema_name || '.' || table_name AS table_name, estimated_size AS rows "
@@ -84,9 +87,9 @@ def _summary(settings: Settings, run_id: str) -> None:
         print("\nFiles handled in this run:")
         print_frame(deliveries)
     else:
-        print("\nNo new files in the landing folder (already-loaded files are skipped by SHA-256).")
+        print("\nNo files were waiting in the landing folder (loaded files move to the archive).")
     if rejected is not None and rejected.height:
-        print("\nRejected files (nothing from them was loaded; see raw.deliveries):")
+        print(f"\nRejected files (nothing from them was loaded; moved to {settings.rejected_dir}):")
         for agency, name, reason in rejected.iter_rows():
             print(f"  {agency}/{name}: {reason}")
     print("\nLakehouse tables:")
@@ -94,6 +97,7 @@ def _summary(settings: Settings, run_id: str) -> None:
     print(f"\nLakehouse snapshot after this run: {snapshot} (audit.run_snapshots maps runs to snapshots)")
     print("Where to look:")
     print('  tapestry sql "SELECT * FROM raw.deliveries"          # the delivery ledger')
+    print('  tapestry sql "SELECT entity, reason, count(*) FROM quarantine.police GROUP BY ALL"')
     print('  tapestry sql "SELECT * FROM lake.snapshots()"        # every lakehouse snapshot')
     print(f"  tapestry ui   (or: DAGSTER_HOME={settings.dagster_home} dagster dev -m orchestration.definitions)")
     print(f"  files: {settings.home}")

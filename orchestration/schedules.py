@@ -1,51 +1,44 @@
-"""Jobs, schedules and the landing sensor."""
-
-import hashlib
-import json
-from pathlib import Path
-
+"""Jobs, schedules and the landing sensor: each agency's ingest job runs over the deliveries
+waiting in its landing folder (registered as partitions first; see orchestration/deliveries.py)."""
 import dagster as dg
 
+from orchestration.deliveries import PARTITIONS, ingest_job_name, plan_run, run_key
 from orchestration.raw import raw_asset_key
 from sources.registry import AGENCIES
 from tapestry.config import Settings
 
-EVERYTHING = dg.define_asset_job(
-    "everything", selection=dg.AssetSelection.all(), description="Materialise every asset, zone by zone."
-)
-AGENCY_JOBS = {
+INGEST_JOBS = {
     a.name: dg.define_asset_job(
-        f"load_{a.name}",
-        selection=dg.AssetSelection.assets(raw_asset_key(a)).downstream(),
-        description=f"Land {a.title} files and refresh what depends on them.",
+        ingest_job_name(a), selection=dg.AssetSelection.assets(raw_asset_key(a)),
+        partitions_def=PARTITIONS[a.name],
+        description=f"Load {a.title} deliveries (partitions = delivered file names) into the raw zone.",
     )
     for a in AGENCIES
 }
 
-SCHEDULES = [
-    dg.ScheduleDefinition(name="nightly_everything", job=EVERYTHING, cron_schedule="30 2 * * *",
-                          execution_timezone="Europe/London"),
-    *(
-        dg.ScheduleDefinition(name=f"daily_{a.name}", job=AGENCY_JOBS[a.name], cron_schedule=a.cadence,
-                              execution_timezone="Europe/London")
-        for a in AGENCIES if a.cadence
-    ),
-]
 
-
-def _fingerprint(path: Path) -> str:
-    stat = path.stat()
-    return f"{path.name}:{stat.st_size}:{int(stat.st_mtime)}"
-
-
-@dg.sensor(jobs=list(AGENCY_JOBS.values()), minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED)
+@dg.sensor(jobs=list(INGEST_JOBS.values()), minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED)
 def landing_sensor(context: dg.SensorEvaluationContext):
-    """Start an agency's load when files appear or change in landing/<agency>/."""
-    landing = Settings.from_env().landing
-    seen = json.loads(context.cursor) if context.cursor else {}
+    """Start an agency's load when files wait in landing/<agency>/ (they leave it once loaded)."""
+    settings = Settings.from_env()
     for agency in AGENCIES:
-        prints = sorted(_fingerprint(p) for p in agency.deliveries(landing))
-        if prints and prints != seen.get(agency.name):
-            seen[agency.name] = prints
-            yield dg.RunRequest(run_key=f"{agency.name}:{hashlib.sha256(chr(10).join(prints).encode()).hexdigest()[:16]}", job_name=AGENCY_JOBS[agency.name].name)
-    context.update_cursor(json.dumps(seen))
+        tags = plan_run(context.instance, agency, settings)
+        if tags:
+            yield dg.RunRequest(run_key=run_key(agency, settings), job_name=ingest_job_name(agency), tags=tags)
+
+
+def _daily(agency):
+    @dg.schedule(name=f"daily_{agency.name}", job=INGEST_JOBS[agency.name], cron_schedule=agency.cadence,
+                 execution_timezone="Europe/London",
+                 description=f"{agency.title} deliver daily: load whatever is waiting.")
+    def _schedule(context: dg.ScheduleEvaluationContext):
+        settings = Settings.from_env()
+        tags = plan_run(context.instance, agency, settings)
+        if not tags:
+            return dg.SkipReason(f"nothing waiting in landing/{agency.name}")
+        return dg.RunRequest(run_key=run_key(agency, settings), tags=tags)
+
+    return _schedule
+
+
+SCHEDULES = [_daily(a) for a in AGENCIES if a.cadence]

@@ -1,12 +1,15 @@
-"""What an agency package declares: its landing folder and how each entity's files are read."""
+"""What an agency package declares: its landing folder and, per entity, how files are
+recognised, read and checked (the contract)."""
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+
+from sources.contract import Contract
 
 # File stem minus a trailing delivery tag that starts with a digit:
 # occurrences_2025-03 -> occurrences, Patient_001 -> patient, assessment_factors_2025-Q1 -> assessment_factors
@@ -19,10 +22,24 @@ def entity_of(path: Path) -> str:
 
 @dataclass(frozen=True)
 class Entity:
-    name: str  # raw table is raw.<agency>__<name>
+    contract: Contract
     suffix: str  # file extension delivered, e.g. ".csv"
-    read: Callable[[Path], pl.DataFrame]
-    description: str = ""
+    read: Callable[[Path], pl.DataFrame]  # the delivered file as text columns
+    pattern: str | None = None  # a file-name regex, when names do not follow <entity>_<tag><suffix>
+
+    @property
+    def name(self) -> str:
+        return self.contract.entity
+
+    def matches(self, path: Path) -> bool:
+        path = Path(path)
+        if self.pattern:
+            return re.fullmatch(self.pattern, path.name, flags=re.IGNORECASE) is not None
+        return entity_of(path) == self.name and path.suffix.lower() == self.suffix
+
+    @property
+    def file_pattern(self) -> str:
+        return self.pattern or f"{self.name}_<tag>{self.suffix}"
 
 
 @dataclass(frozen=True)
@@ -32,14 +49,16 @@ class Agency:
     entities: tuple[Entity, ...]
     cadence: str | None = None  # cron for agencies that deliver on a schedule
     person_bearing: bool = True
-    extra: dict = field(default_factory=dict)
 
     def entity_for(self, path: Path) -> Entity | None:
-        name, suffix = entity_of(path), Path(path).suffix.lower()
-        return next((e for e in self.entities if e.name == name and e.suffix == suffix), None)
+        return next((e for e in self.entities if e.matches(path)), None)
 
     def table(self, entity: Entity) -> str:
-        return f"raw.{self.name}__{entity.name}"
+        return entity.contract.table
+
+    @property
+    def quarantine_table(self) -> str:
+        return f"quarantine.{self.name}"
 
     def deliveries(self, landing: Path) -> list[Path]:
         """Files waiting in landing/<agency>/ in the order they arrived (modification time, then

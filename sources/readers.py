@@ -79,29 +79,23 @@ def read_xlsx_text(path: Path, sheet: str) -> pl.DataFrame:
     return frame.select(pl.all().cast(pl.String))
 
 
-def read_fhir_ndjson(path: Path) -> pl.DataFrame:
-    """FHIR Bulk Data NDJSON: one resource per line -> resource_type, resource_id, resource (JSON text)."""
+def read_ndjson_flattened(path: Path, columns: dict[str, str]) -> pl.DataFrame:
+    """NDJSON (e.g. FHIR Bulk Data): one JSON object per line, flattened by DuckDB JSON
+    expressions over the object ``json`` (name -> SQL expression); all columns as text."""
     path = Path(path)
     _check_not_empty(path)
     bad = _first_bad_utf8_line(path)
     if bad is not None:
-        raise ExtractError(path, "not valid UTF-8; FHIR NDJSON must be UTF-8", bad)
+        raise ExtractError(path, "not valid UTF-8; NDJSON must be UTF-8", bad)
+    select = ", ".join(f'CAST({expr} AS VARCHAR) AS "{name}"' for name, expr in columns.items())
     con = duckdb.connect()
     try:
-        table = con.execute(
-            "SELECT json->>'resourceType' AS resource_type, json->>'id' AS resource_id, json::VARCHAR AS resource "
-            "FROM read_ndjson_objects(?)",
-            [str(path)],
-        ).arrow()
+        table = con.execute(f"SELECT {select} FROM read_ndjson_objects(?)", [str(path)]).arrow()
     except duckdb.Error:
         raise ExtractError(path, "a line is not a complete JSON object (truncated?)", _first_bad_json_line(path)) from None
     finally:
         con.close()
-    frame = pl.from_arrow(table)
-    if frame.height and frame["resource_type"].null_count():
-        first = frame.with_row_index("line", 1).filter(pl.col("resource_type").is_null())["line"][0]
-        raise ExtractError(path, "a line has no resourceType", int(first))
-    return frame
+    return pl.from_arrow(table)
 
 
 def _first_bad_json_line(path: Path) -> int | None:

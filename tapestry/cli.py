@@ -46,12 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     synth.set_defaults(func=_synth)
 
     run = commands.add_parser(
-        "run", help="run the pipeline (the Dagster job) in process and print a summary",
-        description="Execute the Dagster job over the landing folder, in this process, recording the run "
-        "in the Dagster instance under TAPESTRY_HOME (so it shows in the UI).",
+        "run", help="run the pipeline (the Dagster jobs) in process and print a summary",
+        description="Load every delivery waiting in the landing folder: for each agency, its files are "
+        "registered as partitions and one run of its ingest job loads them, in this process, recorded in "
+        "the Dagster instance under TAPESTRY_HOME (so runs show in the UI).",
     )
     run.add_argument("--landing", type=Path, help="landing folder (default $TAPESTRY_LANDING)")
-    run.add_argument("--job", default="everything", help="Dagster job to run (default: everything)")
+    run.add_argument("--agency", action="append", help="only this agency (repeatable)")
     run.set_defaults(func=_run)
 
     sql = commands.add_parser(
@@ -113,7 +114,8 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from orchestration.run import run_job
+    from orchestration.run import run_all
+    from sources.registry import BY_NAME
 
     import os
 
@@ -121,8 +123,11 @@ def _run(args: argparse.Namespace) -> int:
         if not args.landing.is_dir():
             raise UserError(f"landing folder {args.landing} does not exist")
         os.environ["TAPESTRY_LANDING"] = str(args.landing.resolve())
+    unknown = sorted(set(args.agency or []) - set(BY_NAME))
+    if unknown:
+        raise UserError(f"unknown agency {', '.join(unknown)}; agencies: {', '.join(BY_NAME)}")
     settings = Settings.from_env()
-    return run_job(settings, args.job)
+    return run_all(settings, args.agency)
 
 
 def _sql(args: argparse.Namespace) -> int:

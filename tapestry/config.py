@@ -61,6 +61,16 @@ class Settings:
         return self.home / "dagster"
 
     @property
+    def archive_dir(self) -> Path:
+        """Delivered files after loading (they leave the landing folder)."""
+        return self.home / "archive"
+
+    @property
+    def rejected_dir(self) -> Path:
+        """Files that could not be read, each with a .reason.txt beside it."""
+        return self.home / "rejected"
+
+    @property
     def runs_dir(self) -> Path:
         """Per-run artefacts (reports, charts) that are not tables."""
         return self.home / "runs"
