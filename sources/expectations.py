@@ -30,6 +30,7 @@ def _format_regex(formats: tuple[str, ...]) -> str:
     return "^(" + "|".join(alternatives) + ")$"
 
 
+@lru_cache(maxsize=None)
 def suite_for(contract: Contract):
     """The GX ExpectationSuite for a contract."""
     import great_expectations as gx  # lazy: importing GX takes seconds
@@ -101,3 +102,32 @@ def validate_delivery(contract: Contract, delivered: pl.DataFrame) -> list[dict]
             "checked": int((r.result or {}).get("element_count") or len(frame)),
         })
     return summaries
+
+
+class ExpectationBatches:
+    """Runs the suites over every delivery of a run, batched per entity (GX has a fixed cost per
+    validation, so deliveries are concatenated up to `max_rows` before a suite runs)."""
+
+    def __init__(self, max_rows: int = 500_000):
+        self.max_rows = max_rows
+        self.pending: dict[str, tuple[Contract, list[pl.DataFrame]]] = {}
+        self.summaries: dict[str, list[dict]] = {}
+        self.deliveries = 0
+        self.rows = 0
+
+    def add(self, entity, delivered: pl.DataFrame, delivery_id: str) -> None:
+        contract, frames = self.pending.setdefault(entity.name, (entity.contract, []))
+        frames.append(delivered)
+        self.deliveries += 1
+        self.rows += delivered.height
+        if sum(f.height for f in frames) >= self.max_rows:
+            self._run(entity.name)
+
+    def flush(self) -> None:
+        for name in list(self.pending):
+            self._run(name)
+
+    def _run(self, name: str) -> None:
+        contract, frames = self.pending.pop(name)
+        batch = pl.concat(frames, how="diagonal_relaxed")
+        self.summaries.setdefault(name, []).extend(validate_delivery(contract, batch))

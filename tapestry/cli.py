@@ -70,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=_ui)
 
+    from governance import cli as governance_cli
+    from linkage import cli as linkage_cli
+
+    governance_cli.register(commands)
+    linkage_cli.register(commands)
+
     info = commands.add_parser("info", help="show where the lakehouse, landing, Dagster storage and keys live")
     info.set_defaults(func=_info)
 

@@ -5,30 +5,43 @@ from pathlib import Path
 
 import dagster as dg
 
+from orchestration.deliveries import RANGE_END, RANGE_START
 from orchestration.definitions import defs
 from sources.registry import AGENCIES
 
 
-def test_definitions_load_with_a_raw_asset_per_agency_and_jobs():
+def test_definitions_have_a_partitioned_raw_asset_and_ingest_job_per_agency():
     specs = {spec.key: spec for spec in defs.resolve_all_asset_specs()}
-    assert {dg.AssetKey(["raw", a.name]) for a in AGENCIES} <= set(specs)
-    assert {specs[dg.AssetKey(["raw", a.name])].group_name for a in AGENCIES} == {"raw"}
-    everything = defs.resolve_job_def("everything")
-    assert {dg.AssetKey(["raw", a.name]) for a in AGENCIES} <= set(everything.asset_layer.executable_asset_keys)
+    for agency in AGENCIES:
+        spec = specs[dg.AssetKey(["raw", agency.name])]
+        assert spec.group_name == "raw"
+        assert isinstance(spec.partitions_def, dg.DynamicPartitionsDefinition)
+        job = defs.resolve_job_def(f"ingest_{agency.name}")
+        assert dg.AssetKey(["raw", agency.name]) in job.asset_layer.executable_asset_keys
+    checks = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
+    assert {"contract_expectations", "rows_conserved"} <= checks
     schedules = {s.name: s for s in defs.schedules}
-    assert schedules["nightly_everything"].cron_schedule == "30 2 * * *"
-    assert {"daily_police", "daily_nhs"} <= set(schedules)
+    assert schedules["daily_police"].cron_schedule == "0 6 * * *"
+    assert set(schedules) == {"daily_police", "daily_nhs"}
 
 
-def test_landing_sensor_requests_a_load_for_new_files(tapestry_env):
+def test_landing_sensor_registers_deliveries_and_requests_one_run_per_agency(tapestry_env):
     from orchestration.schedules import landing_sensor
 
-    (tapestry_env.landing / "police").mkdir(parents=True)
-    (tapestry_env.landing / "police" / "occurrences_2025-01.csv").write_text("a\n1\n")
-    with dg.build_sensor_context() as context:
-        requests = list(landing_sensor(context))
-        assert [r.job_name for r in requests] == ["load_police"]
-        assert list(landing_sensor(dg.build_sensor_context(cursor=context.cursor))) == []
+    for name in ("occurrences_2025-01.csv", "occurrences_2025-02.csv"):
+        (tapestry_env.landing / "police").mkdir(parents=True, exist_ok=True)
+        (tapestry_env.landing / "police" / name).write_text("a\n1\n")
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance)
+        [request] = list(landing_sensor(context))
+        assert request.job_name == "ingest_police"
+        assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (
+            "occurrences_2025-01.csv", "occurrences_2025-02.csv")
+        assert instance.get_dynamic_partitions("police_deliveries") == [
+            "occurrences_2025-01.csv", "occurrences_2025-02.csv"]
+        # Same files, same run key: the sensor does not launch the same load twice.
+        [again] = list(landing_sensor(dg.build_sensor_context(instance=instance)))
+        assert again.run_key == request.run_key
 
 
 def test_dagster_definitions_validate():

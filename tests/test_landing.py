@@ -1,14 +1,25 @@
-"""Raw landing: one transaction per file, lineage, duplicates skipped, bad files rejected by name and line."""
+"""Raw landing: contracts type the rows, hard-rule breakers go to quarantine with a reason,
+bad files are rejected by name and line, duplicates and re-deliveries are recorded."""
+import json
 import os
 
 import polars as pl
 import pytest
 
 from sources.agency import entity_of
-from sources.landing import land_agency
-from sources.readers import ExtractError, read_csv_text, read_fhir_ndjson, read_json_records
+from sources.landing import conservation, land_agency
+from sources.readers import ExtractError, read_csv_text, read_json_records
 from sources.registry import BY_NAME
 from tapestry import lakehouse
+
+HEADER = ("OccurrenceRef,InvolvementRef,RecordedDateTime,OccurrenceType,HOClassCode,HOClassDescription,"
+          "DomesticAbuseFlag,KnifeFlag,Latitude,Longitude,BeatCode,LocationDescription,PersonRole,PersonRef,"
+          "Surname,Forenames,DateOfBirth,Gender,Address,Postcode,PNCId,NHSNumber,SelfDefinedEthnicity")
+
+
+def _row(ref: str, when="02/03/2025 19:56", role="VICTIM", dob="11/08/1975", pnc="", nhs="9434765919") -> str:
+    return (f"432500000458,{ref},{when},CRIME,8N,Assault without injury,Y,N,51.71,-1.44,WES35,Dwelling,{role},"
+            f"TVP1,Smith,Ann,{dob},Female,1 Wren Way,OX28 6BX,{pnc},{nhs},W1")
 
 
 def _write(path, data: bytes, received: int | None = None):
@@ -17,6 +28,10 @@ def _write(path, data: bytes, received: int | None = None):
     if received is not None:  # arrival order is modification time
         os.utime(path, (received, received))
     return path
+
+
+def _csv(*rows: str, header: str = HEADER) -> bytes:
+    return ("\n".join([header, *rows]) + "\n").encode()
 
 
 @pytest.mark.parametrize("name,entity", [
@@ -30,51 +45,94 @@ def test_entity_from_file_name(name, entity):
     assert entity_of(name) == entity
 
 
-def test_land_police_files(tapestry_env):
-    landing = tapestry_env.landing
-    _write(landing / "police/occurrences_2025-01.csv", b"OccRef,Forename\nP1,Ann\nP2,Zo\xc3\xab\n")
-    _write(landing / "police/occurrences_2025-02.csv", b"OccRef,Forename,Extra\nP3,Bo,x\n", received=2_000_000_000)
-    # the same bytes again, received earlier: this one loads, the later one is the duplicate
-    _write(landing / "police/occurrences_2025-02-copy.csv", b"OccRef,Forename,Extra\nP3,Bo,x\n", received=1_000_000_000)
-    _write(landing / "police/occurrences_2025-03.csv", b"OccRef,Forename\nP4,Caf\xe9\n")  # latin-1
-    _write(landing / "police/occurrences_2025-04.csv", b"")
-    _write(landing / "police/notes.txt", b"hello")
-    with lakehouse.connect(tapestry_env) as con:
-        results = land_agency(con, BY_NAME["police"], landing, "run-a")
-        status = {r.file_name: r.status for r in results}
-        assert status == {
-            "occurrences_2025-01.csv": "loaded", "occurrences_2025-02-copy.csv": "loaded",
-            "occurrences_2025-02.csv": "duplicate", "occurrences_2025-03.csv": "rejected",
-            "occurrences_2025-04.csv": "rejected", "notes.txt": "rejected",
-        }
-        reasons = {r.file_name: r.reason for r in results if r.reason}
-        assert reasons["occurrences_2025-03.csv"].startswith("occurrences_2025-03.csv, line 2: not valid UTF-8")
-        assert "empty" in reasons["occurrences_2025-04.csv"]
-        assert "matches no police extract" in reasons["notes.txt"]
-        raw = con.sql("SELECT * FROM raw.police__occurrences ORDER BY OccRef").pl()
-        assert raw["OccRef"].to_list() == ["P1", "P2", "P3"]
-        assert raw["Forename"].to_list() == ["Ann", "Zoë", "Bo"]  # as delivered
-        assert raw["Extra"].to_list() == [None, None, "x"]  # column added by the later file
-        assert raw["_row_number"].to_list() == [1, 2, 1]
-        assert raw.filter(pl.col("OccRef") == "P3")["_file_name"][0] == "occurrences_2025-02-copy.csv"
-        assert raw["_file_sha256"].str.len_chars().to_list() == [64, 64, 64]
-        # A second run loads nothing twice.
-        # A second run finds nothing new: files already recorded are not looked at again.
-        assert land_agency(con, BY_NAME["police"], landing, "run-b") == []
-        assert con.execute("SELECT count(*) FROM raw.police__occurrences").fetchone()[0] == 3
-        ledger = con.sql("SELECT file_name, status, rows_loaded FROM raw.deliveries WHERE run_id = 'run-a' "
-                         "ORDER BY file_name").fetchall()
-        assert ("occurrences_2025-01.csv", "loaded", 2) in ledger and len(ledger) == 6
+def test_police_street_feed_is_recognised():
+    police = BY_NAME["police"]
+    assert police.entity_for("2018-10-thames-valley-street.csv").name == "street"
+    assert police.entity_for("occurrences_2018-10.csv").name == "occurrences"
+    assert police.entity_for("notes.txt") is None
 
 
-def test_ndjson_reader_names_the_truncated_line(tmp_path):
-    good = b'{"resourceType":"Patient","id":"a"}\n{"resourceType":"Patient","id":"b"}\n'
-    frame = read_fhir_ndjson(_write(tmp_path / "Patient_1.ndjson", good))
-    assert frame["resource_id"].to_list() == ["a", "b"]
-    assert frame["resource_type"].to_list() == ["Patient", "Patient"]
-    with pytest.raises(ExtractError) as info:
-        read_fhir_ndjson(_write(tmp_path / "Patient_2.ndjson", good + b'{"resourceType":"Pat'))
-    assert info.value.line == 3 and "Patient_2.ndjson, line 3" in str(info.value)
+def test_land_police_deliveries(tapestry_env):
+    settings, landing = tapestry_env, tapestry_env.landing
+    police = BY_NAME["police"]
+    _write(landing / "police/occurrences_2025-01.csv",
+           _csv(_row("INV1"), _row("INV2", when="31/02/2025 10:00"), _row("INV3", role="BYSTANDER"),
+                _row("INV4", dob="not known", pnc="03/8124453A"), _row("INV1")), received=1_000)
+    _write(landing / "police/occurrences_2025-02.csv", _csv(_row("INV9")), received=2_000)
+    _write(landing / "police/occurrences_2025-02-copy.csv", _csv(_row("INV9")), received=3_000)  # same bytes, later
+    _write(landing / "police/occurrences_2025-03.csv", _csv(_row("INV5")).replace(b"Ann", b"Ren\xe9e"), received=4_000)
+    _write(landing / "police/occurrences_2025-04.csv", b"", received=5_000)
+    _write(landing / "police/occurrences_2025-05.csv", _csv(_row("INV6"), header=HEADER.replace(",DateOfBirth", "")).replace(b"11/08/1975,", b""), received=6_000)
+    _write(landing / "police/notes.txt", b"hello", received=7_000)
+    with lakehouse.connect(settings) as con:
+        results = {r.file_name: r for r in land_agency(con, police, settings, "run-a")}
+        assert {n: r.status for n, r in results.items()} == {
+            "occurrences_2025-01.csv": "loaded", "occurrences_2025-02.csv": "loaded",
+            "occurrences_2025-02-copy.csv": "duplicate", "occurrences_2025-03.csv": "rejected",
+            "occurrences_2025-04.csv": "rejected", "occurrences_2025-05.csv": "rejected", "notes.txt": "rejected"}
+        assert results["occurrences_2025-03.csv"].reason.startswith("occurrences_2025-03.csv, line 2: not valid UTF-8")
+        assert "empty" in results["occurrences_2025-04.csv"].reason
+        assert results["occurrences_2025-05.csv"].reason == (
+            "occurrences_2025-05.csv, line 1: missing required column(s): DateOfBirth")
+        assert "matches no police extract" in results["notes.txt"].reason
+        jan = results["occurrences_2025-01.csv"]
+        assert (jan.rows_read, jan.rows_loaded, jan.rows_quarantined) == (5, 2, 3)
+        raw = con.sql("SELECT * FROM raw.police__occurrences WHERE _file_name = 'occurrences_2025-01.csv' "
+                      "ORDER BY _row_number").pl()
+        assert raw["involvement_ref"].to_list() == ["INV1", "INV4"]
+        assert raw["recorded_at"][0].isoformat() == "2025-03-02T19:56:00"
+        assert raw["domestic_abuse"].to_list() == [True, True]
+        assert raw["date_of_birth"].to_list()[1] is None  # unparseable DOB: soft rule, row kept
+        warnings = dict(zip(raw["involvement_ref"], raw["_warnings"].to_list()))
+        assert warnings["INV1"] == [] and set(warnings["INV4"]) == {"date_of_birth:type", "pnc_id:check_digit"}
+        quarantine = con.sql("SELECT _row_number, rules, reason, original_row FROM quarantine.police "
+                             "ORDER BY _row_number").pl()
+        assert quarantine["_row_number"].to_list() == [2, 3, 5]
+        by_row = {r["_row_number"]: r for r in quarantine.to_dicts()}
+        assert by_row[2]["rules"] == ["recorded_at:type"]
+        assert by_row[2]["reason"] == "RecordedDateTime: not a valid datetime (expected %d/%m/%Y %H:%M or %d/%m/%Y %H:%M:%S)"
+        assert by_row[3]["rules"] == ["person_role:code"]
+        assert "11/08/1975" not in by_row[3]["reason"]  # reasons never carry values
+        assert json.loads(by_row[3]["original_row"])["PersonRole"] == "BYSTANDER"
+        assert by_row[5]["rules"] == ["involvement_ref:duplicate"]
+        # Conservation holds, counted from the tables.
+        conserved = conservation(con, police, [r.delivery_id for r in results.values() if r.status == "loaded"])
+        assert conserved["holds"].all() and conserved["rows_read"].to_list() == [5, 1]
+    # Files left landing: loaded/duplicate to the archive, rejected to the rejected area with a reason.
+    assert not list((landing / "police").iterdir())
+    reason = settings.rejected_dir / "police" / "occurrences_2025-04.csv.reason.txt"
+    assert "empty" in reason.read_text()
+    assert len(list((settings.archive_dir / "police").rglob("*.csv"))) == 3
+
+
+def test_redelivery_under_the_same_name_supersedes(tapestry_env):
+    settings, landing = tapestry_env, tapestry_env.landing
+    police = BY_NAME["police"]
+    with lakehouse.connect(settings) as con:
+        _write(landing / "police/occurrences_2025-01.csv", _csv(_row("INV1"), _row("INV2")))
+        [first] = land_agency(con, police, settings, "run-1")
+        _write(landing / "police/occurrences_2025-01.csv", _csv(_row("INV1"), _row("INV2"), _row("INV3")))
+        [second] = land_agency(con, police, settings, "run-2")
+        assert second.status == "loaded" and second.superseded == first.delivery_id
+        ledger = dict(con.execute("SELECT delivery_id, status FROM raw.deliveries").fetchall())
+        assert ledger == {first.delivery_id: "superseded", second.delivery_id: "loaded"}
+        current = con.execute("SELECT count(*) FROM raw.police__occurrences WHERE _delivery_id IN "
+                              "(SELECT delivery_id FROM raw.current_deliveries)").fetchone()[0]
+        assert current == 3
+        assert con.execute("SELECT count(*) FROM raw.police__occurrences").fetchone()[0] == 5  # append-only
+
+
+def test_rejected_delivery_can_be_retried(tapestry_env):
+    settings, landing = tapestry_env, tapestry_env.landing
+    police = BY_NAME["police"]
+    _write(landing / "police/occurrences_2025-01.csv", b"")
+    with lakehouse.connect(settings) as con:
+        [rejected] = land_agency(con, police, settings, "run-1")
+        assert rejected.status == "rejected"
+        # The agency re-sends a good file into the rejected spot; re-materialising that partition retries it.
+        (settings.rejected_dir / "police" / "occurrences_2025-01.csv").write_bytes(_csv(_row("INV1")))
+        [retried] = land_agency(con, police, settings, "run-2", only={"occurrences_2025-01.csv"}, retry_rejected=True)
+        assert retried.status == "loaded" and retried.rows_loaded == 1
 
 
 def test_csv_reader_refuses_duplicate_header(tmp_path):
@@ -89,12 +147,16 @@ def test_json_records_keep_lists_as_json_text(tmp_path):
                                 {"id": "r2", "reasons": None, "lat": "51.5"}]
 
 
-def test_xlsx_caseload(tapestry_env):
+def test_xlsx_caseload_is_typed(tapestry_env):
     path = tapestry_env.landing / "probation" / "caseload_2025-03-31.xlsx"
     path.parent.mkdir(parents=True)
-    pl.DataFrame({"CRN": ["X123456", "Y654321"], "Tier": [1, 2]}).write_excel(path, worksheet="Caseload")
+    pl.DataFrame({"CRN": ["X123456", "bad"], "PNC Number": [None, None], "Surname": ["A", "B"], "Forename": ["C", "D"],
+                  "Date of Birth": ["1990-01-31", "1991-02-28"], "Gender": ["M", "F"], "Postcode": [None, None],
+                  "Sentence Type": ["Licence", "Licence"], "Supervision Start Date": [None, None],
+                  "OASys RoSH": ["High", "Low"], "MAPPA Category": ["2", None], "MAPPA Level": ["1", None],
+                  "Probation Delivery Unit": ["Reading", "Reading"]}).write_excel(path, worksheet="Caseload")
     with lakehouse.connect(tapestry_env) as con:
-        [result] = land_agency(con, BY_NAME["probation"], tapestry_env.landing, "run-x")
-        assert result.status == "loaded" and result.rows == 2
-        assert con.execute("SELECT list(CRN ORDER BY CRN), list(Tier ORDER BY CRN) FROM raw.probation__caseload"
-                           ).fetchone() == (["X123456", "Y654321"], ["1", "2"])
+        [result] = land_agency(con, BY_NAME["probation"], tapestry_env, "run-x")
+        assert (result.rows_loaded, result.rows_quarantined) == (1, 1)  # "bad" is not a CRN: hard rule
+        row = con.sql("SELECT crn, date_of_birth::VARCHAR dob, mappa_category, rosh FROM raw.probation__caseload").fetchall()
+        assert row == [("X123456", "1990-01-31", 2, "High")]

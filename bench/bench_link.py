@@ -1,0 +1,111 @@
+"""Linkage benchmark: quality against generator truth and time / peak RSS of the full link.
+
+    uv run python bench/bench_link.py --persons 100000            # quality + baselines + timing
+    uv run python bench/bench_link.py --persons 1000000 --speed-only
+
+Each size generates ``tapestry synth --persons N --seed 1`` into bench/work/link_<N>/ (kept
+with --keep), then runs in a fresh subprocess (so peak RSS is that run's own):
+* ``link``: canonical records -> standardise -> train -> predict -> cluster -> person ids,
+  timed, with pairwise figures against truth;
+* ``eval`` (unless --speed-only): ``linkage.evaluation.evaluate_landing`` with the
+  deterministic baseline and the plain (docs-style) Splink 5 model.
+Results: bench/results/link_<N>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "bench" / "work"
+RESULTS = ROOT / "bench" / "results"
+
+LINK_CHILD = r"""
+import json, sys, time, resource
+from pathlib import Path
+import polars as pl
+from sources.person_records import canonical_records
+from linkage.pipeline import link_records
+from linkage.evaluation import pairwise_metrics
+landing, truth = Path(sys.argv[1]), Path(sys.argv[2])
+t0 = time.perf_counter()
+records = canonical_records(landing)
+t_read = time.perf_counter() - t0
+result = link_records(records, progress=lambda line: print(line, file=sys.stderr, flush=True))
+total = time.perf_counter() - t0
+rows = pl.read_parquet(truth / "records.parquet", columns=["agency", "file", "row_number", "person_uid"])
+scored = records.select("record_id", "agency", "file", "row_number").join(
+    result.assignments.select("record_id", "person_id"), on="record_id").join(
+    rows, on=["agency", "file", "row_number"])
+print(json.dumps({"read_seconds": round(t_read, 2), "link_seconds": result.metrics["seconds"],
+                  "total_seconds": round(total, 2), "metrics": result.metrics,
+                  "quality": pairwise_metrics(scored["person_id"], scored["person_uid"])}, default=str))
+"""
+
+EVAL_CHILD = r"""
+import json, sys
+from pathlib import Path
+from linkage.evaluation import evaluate_landing
+report = evaluate_landing(Path(sys.argv[1]), Path(sys.argv[2]), run_dir=Path(sys.argv[3]),
+                          progress=lambda line: print(line, file=sys.stderr, flush=True))
+print(json.dumps(report, default=str))
+"""
+
+
+def run_child(code: str, *args: str) -> tuple[dict, float, int]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        sys.stderr.write(proc.stderr[-4000:])
+        raise SystemExit(f"child failed ({proc.returncode})")
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # ru_maxrss of children is the max over all children so far: run the biggest last, or
+    # read it per size from a fresh bench process (one --persons per invocation).
+    return json.loads(proc.stdout.strip().splitlines()[-1]), wall, max(peak_kb, before)
+
+
+def bench(persons: int, *, speed_only: bool, keep: bool, seed: int = 1) -> dict:
+    folder = WORK / f"link_{persons}"
+    landing, truth = folder / "landing", folder / "landing_truth"
+    if not (truth / "records.parquet").is_file():
+        subprocess.run([sys.executable, "-m", "tapestry.cli", "synth", "--persons", str(persons), "--seed", str(seed),
+                        "--out", str(landing), "--force"], cwd=ROOT, check=True, capture_output=True)
+    out: dict = {"persons": persons, "seed": seed, "python": platform.python_version(),
+                 "cpus": __import__("os").cpu_count()}
+    link, wall, peak = run_child(LINK_CHILD, str(landing), str(truth))
+    out["link"] = link | {"wall_seconds_incl_imports": round(wall, 2), "peak_rss_mb": round(peak / 1024)}
+    if not speed_only:
+        report, wall, _ = run_child(EVAL_CHILD, str(landing), str(truth), str(folder / "run"))
+        out["evaluation"] = report | {"wall_seconds": round(wall, 2)}
+    if not keep:
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--persons", type=int, required=True)
+    parser.add_argument("--speed-only", action="store_true", help="skip the evaluation with baselines")
+    parser.add_argument("--keep", action="store_true", help="keep bench/work/link_<N>/")
+    args = parser.parse_args()
+    result = bench(args.persons, speed_only=args.speed_only, keep=args.keep)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"link_{args.persons}.json"
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    link = result["link"]
+    print(f"{args.persons:,} persons: {link['metrics']['records']:,} records, total {link['total_seconds']} s, "
+          f"peak RSS {link['peak_rss_mb']} MB, F1 {link['quality']['pairwise_f1']}")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""The full link: canonical records -> standardise -> collapse duplicates -> Splink (train,
+predict) -> cluster (chaining guard) -> person ids.
+
+``link_records`` is what ``tapestry link`` and the bench call; it trains its own model on the
+records given (no ground truth), and can save the model JSON and charts per run.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from linkage import cluster as C
+from linkage import model as M
+from linkage.standardise import standardise
+
+PREDICT_THRESHOLD = C.REVIEW_BAND[0]  # pairs below this are not kept at all
+
+
+class InputError(ValueError):
+    """Bad linkage input: names the file and the column, never a value."""
+
+
+@dataclass
+class LinkResult:
+    assignments: pl.DataFrame  # record_id, person_id, match_confidence, cluster_id, cluster_size
+    edges: pl.DataFrame  # record-node pairs: id_l, id_r, match_probability, match_weight
+    review: pl.DataFrame  # uncertain pairs (REVIEW_BAND) with per-field match weights
+    metrics: dict = field(default_factory=dict)
+    model: dict | None = None
+    linker: object | None = None
+
+
+def validate_records(records: pl.DataFrame, where: str = "input") -> None:
+    if "record_id" not in records.columns:
+        raise InputError(f"{where}: no record_id column")
+    nulls = records["record_id"].null_count()
+    if nulls:
+        raise InputError(f"{where}: column record_id is empty in {nulls} row(s)")
+    dup = records.height - records["record_id"].n_unique()
+    if dup:
+        raise InputError(f"{where}: column record_id has {dup} duplicate value(s); record ids must be unique")
+
+
+def collapse(features: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Exact duplicates (every feature equal, same source) become one node: returns (nodes,
+    record_id -> node_id). Splink would score such pairs as certain matches anyway."""
+    key_cols = [c for c in features.columns if c not in ("unique_id", "forename_aliases")]
+    keyed = features.with_columns(_key=pl.struct(key_cols).hash(seed=7))
+    first = keyed.group_by("_key").agg(pl.col("unique_id").min().alias("node_id"), pl.len().alias("n_records"))
+    mapping = keyed.select("unique_id", "_key").join(first, on="_key").select(
+        pl.col("unique_id").alias("record_id"), "node_id"
+    )
+    nodes = (
+        keyed.join(first, on="_key")
+        .filter(pl.col("unique_id") == pl.col("node_id"))
+        .drop("_key", "node_id")
+        .rename({"source_dataset": "source"})
+    )
+    return nodes, mapping
+
+
+def link_records(
+    records: pl.DataFrame,
+    *,
+    threshold: float = C.CLUSTER_THRESHOLD,
+    guard: bool = True,
+    run_dir: Path | None = None,
+    previous: pl.DataFrame | None = None,
+    run_id: str = "run",
+    id_key: bytes | None = None,
+    threads: int | None = None,
+    progress=print,
+) -> LinkResult:
+    """Link canonical person records. ``previous`` (record_id, person_id) keeps ids stable."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    def lap(name: str) -> None:
+        timings[name] = round(time.perf_counter() - t0 - sum(timings.values()), 2)
+
+    validate_records(records)
+    progress(f"standardising {records.height:,} records")
+    features = standardise(records)
+    nodes, node_of = collapse(features)
+    lap("standardise")
+    progress(f"  {nodes.height:,} distinct records after collapsing exact duplicates")
+
+    linker, db_api, present = M.build_linker(nodes, threads=threads)
+    progress(f"training the model ({len(M.comparisons(present))} comparisons)")
+    train_info = M.train(linker, present, progress=progress)
+    lap("train")
+    model = None
+    if run_dir is not None:
+        model = M.save_model(linker, Path(run_dir) / "model.json")
+        M.save_charts(linker, Path(run_dir) / "charts")
+    progress("scoring candidate pairs")
+    predictions = linker.inference.predict(threshold_match_probability=PREDICT_THRESHOLD, warning_mode="never")
+    mw_cols = [c for c in predictions.columns if str(c.name if hasattr(c, "name") else c).startswith("mw_")]
+    select_mw = ", ".join(c.name if hasattr(c, "name") else str(c) for c in mw_cols)
+    sql = (
+        f"SELECT unique_id_l AS id_l, unique_id_r AS id_r, match_probability, match_weight"
+        f"{', ' + select_mw if select_mw else ''} FROM {predictions.physical_name}"
+    )
+    scored = pl.from_arrow(db_api.duckdb_con.execute(sql).arrow())
+    lap("predict")
+    progress(f"  {scored.height:,} pairs at probability >= {PREDICT_THRESHOLD}")
+
+    clustered, guard_metrics = C.cluster_edges(nodes["unique_id"], scored, threshold=threshold, guard=guard)
+    per_record = node_of.join(
+        clustered.rename({"id": "node_id", "cluster_size": "nodes_in_cluster"}), on="node_id", how="left"
+    )
+    # exact duplicates collapsed into one node are certain matches of each other
+    per_record = per_record.with_columns(cluster_size=pl.len().over("cluster_id")).with_columns(
+        match_confidence=pl.when((pl.col("nodes_in_cluster") == 1) & (pl.col("cluster_size") > 1))
+        .then(1.0)
+        .otherwise(pl.col("match_confidence"))
+    )
+    ids, lineage = C.assign_stable_ids(per_record.select("record_id", "cluster_id"), previous, run_id=run_id,
+                                       key=id_key)
+    assignments = per_record.join(ids.select("record_id", "person_id", "id_status"), on="record_id", how="left")
+    order = records.select(pl.col("record_id").cast(pl.String)).with_row_index("_o")
+    assignments = order.join(assignments, on="record_id", how="left").sort("_o").drop("_o")
+    lap("cluster")
+    lo, hi = C.REVIEW_BAND
+    review = scored.filter((pl.col("match_probability") >= lo) & (pl.col("match_probability") < hi))
+    metrics = {
+        "records": records.height,
+        "nodes": nodes.height,
+        "pairs_scored_above_predict_threshold": scored.height,
+        "persons": int(assignments["person_id"].n_unique()),
+        "review_pairs": review.height,
+        "guard": guard_metrics,
+        "training": train_info,
+        "seconds": timings | {"total": round(time.perf_counter() - t0, 2)},
+        "comparisons": [c["output_column_name"] for c in M.comparisons(present)],
+        "blocking_rules": [name for name, _ in M.usable_rules(M.PREDICTION_BLOCKING_RULES, present)],
+    }
+    progress(f"linked {records.height:,} records into {metrics['persons']:,} persons "
+             f"in {metrics['seconds']['total']:.1f} s")
+    result = LinkResult(assignments=assignments, edges=scored, review=review, metrics=metrics, model=model,
+                        linker=linker)
+    result.metrics["lineage_rows"] = lineage.height
+    result.lineage = lineage  # type: ignore[attr-defined]
+    return result
