@@ -28,6 +28,7 @@ EM_MAX_PAIRS = 4e5
 SEED = 42
 
 # Prediction blocking rules: (name, SQL on l./r.). A pair is scored if any rule holds.
+_FS = "l.forename_canon = r.forename_canon AND l.surname_sx = r.surname_sx"
 PREDICTION_BLOCKING_RULES: tuple[tuple[str, str], ...] = (
     ("nhs_number", "l.nhs_number = r.nhs_number"),
     ("pnc_id", "l.pnc_id = r.pnc_id"),
@@ -36,7 +37,14 @@ PREDICTION_BLOCKING_RULES: tuple[tuple[str, str], ...] = (
     ("source_person_id", "l.source_person_id = r.source_person_id"),
     ("dob+forename_sx", "l.dob = r.dob AND l.forename_sx = r.forename_sx"),
     ("dob+surname_sx", "l.dob = r.dob AND l.surname_sx = r.surname_sx"),
-    ("forename_canon+surname_sx", "l.forename_canon = r.forename_canon AND l.surname_sx = r.surname_sx"),
+    # forename + surname sound-key alone grows quadratically with the population (2.1M record
+    # pairs at 100k persons, 45M node pairs at 1M); split by the part of the dob that agrees,
+    # plus records without a dob on either side (measured: recall 0.9980 vs 0.9982 for the
+    # unsplit rule, 4.5M instead of 47M pairs at 1M persons).
+    ("forename_canon+surname_sx+dob_year", f"{_FS} AND l.dob_year = r.dob_year"),
+    ("forename_canon+surname_sx+dob_month_day", f"{_FS} AND substr(l.dob, 6, 5) = substr(r.dob, 6, 5)"),
+    ("forename_canon+surname_sx+no_dob_left", f"l.dob IS NULL AND {_FS}"),
+    ("forename_canon+surname_sx+no_dob_right", f"r.dob IS NULL AND {_FS}"),
     ("dob+postcode", "l.dob = r.dob AND l.postcode_std = r.postcode_std"),
     ("dob_swapped+surname_sx", "l.dob_swapped = r.dob AND l.surname_sx = r.surname_sx"),
     ("name_swap+dob_year", "l.forename_sx = r.surname_sx AND l.surname_sx = r.forename_sx AND l.dob_year = r.dob_year"),
@@ -166,8 +174,12 @@ def _rule_columns(sql: str) -> set[str]:
 
 
 def usable_rules(rules, present: set[str]):
-    """Blocking rules whose columns are all present."""
-    return [(name, sql) for name, sql in rules if _rule_columns(sql) <= present]
+    """Blocking rules whose columns are all present. Without any date of birth, the split
+    forename + surname rules collapse back into the plain one."""
+    out = [(name, sql) for name, sql in rules if _rule_columns(sql) <= present]
+    if "dob" not in present and {"forename_canon", "surname_sx"} <= present and rules is PREDICTION_BLOCKING_RULES:
+        out.append(("forename_canon+surname_sx", _FS))
+    return out
 
 
 def settings(present: set[str], *, link_type: str) -> dict:

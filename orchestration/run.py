@@ -69,6 +69,9 @@ def run_all(settings: Settings, agencies: list[str] | None = None) -> int:
 
 
 def _summary(settings: Settings, run_ids: list[str]) -> None:
+    if settings.catalog_path is not None and not settings.catalog_path.exists():
+        print(f"\nNothing loaded yet: no files were waiting in {settings.landing}.")
+        return
     with lakehouse.connect(settings, read_only=True) as con:
         deliveries = con.sql(
             "SELECT agency, status, count(*) AS files, sum(rows_loaded)::BIGINT AS rows "

@@ -2,7 +2,7 @@
 waiting in its landing folder (registered as partitions first; see orchestration/deliveries.py)."""
 import dagster as dg
 
-from orchestration.deliveries import PARTITIONS, ingest_job_name, plan_run, run_key
+from orchestration.deliveries import ingest_job_name, plan_run, run_key
 from orchestration.raw import raw_asset_key
 from sources.registry import AGENCIES
 from tapestry.config import Settings
@@ -10,7 +10,6 @@ from tapestry.config import Settings
 INGEST_JOBS = {
     a.name: dg.define_asset_job(
         ingest_job_name(a), selection=dg.AssetSelection.assets(raw_asset_key(a)),
-        partitions_def=PARTITIONS[a.name],
         description=f"Load {a.title} deliveries (partitions = delivered file names) into the raw zone.",
     )
     for a in AGENCIES

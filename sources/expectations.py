@@ -27,7 +27,7 @@ def _format_regex(formats: tuple[str, ...]) -> str:
             out += _STRFTIME_TO_REGEX.get(token, "\\" + token if token in "./-: " else token)
             i += len(token)
         alternatives.append(out)
-    return "^(" + "|".join(alternatives) + ")$"
+    return "^(?:" + "|".join(alternatives) + ")$"
 
 
 @lru_cache(maxsize=None)

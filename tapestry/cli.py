@@ -146,11 +146,14 @@ def _sql(args: argparse.Namespace) -> int:
     first = args.query.lstrip().split(None, 1)[0].upper() if args.query.strip() else ""
     if first not in {"SELECT", "WITH", "FROM", "DESCRIBE", "SHOW", "SUMMARIZE", "VALUES", "TABLE"}:
         raise UserError("only read-only queries are allowed (SELECT, WITH, FROM, DESCRIBE, SHOW, SUMMARIZE)")
-    with lakehouse.connect(settings, read_only=True) as con:
-        try:
-            frame = con.sql(args.query).pl()
-        except duckdb.Error as exc:
-            raise UserError(str(exc).splitlines()[0]) from None
+    try:
+        with lakehouse.connect(settings, read_only=True) as con:
+            try:
+                frame = con.sql(args.query).pl()
+            except duckdb.Error as exc:
+                raise UserError(str(exc).splitlines()[0]) from None
+    except lakehouse.LakehouseError as exc:
+        raise UserError(str(exc)) from None
     print_frame(frame, args.format, args.max_rows)
     return 0
 

@@ -123,6 +123,8 @@ def _process_lock(settings: Settings, read_only: bool) -> Iterator[None]:
 def connect(settings: Settings | None = None, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB connection with the lakehouse attached as ``lake`` and zones created."""
     settings = settings or Settings.from_env()
+    if read_only and settings.catalog_path is not None and not settings.catalog_path.exists():
+        raise LakehouseError(f"no lakehouse at {settings.catalog_path} yet: load something first (tapestry run)")
     with _process_lock(settings, read_only):
         con = duckdb.connect()
         try:
