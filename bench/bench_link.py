@@ -2,6 +2,8 @@
 
     uv run python bench/bench_link.py --persons 100000            # quality + baselines + timing
     uv run python bench/bench_link.py --persons 1000000 --speed-only
+    # reuse a landing folder already generated with the same --persons/--seed:
+    uv run python bench/bench_link.py --persons 1000000 --speed-only --landing DIR --truth DIR_truth
 
 Each size generates ``tapestry synth --persons N --seed 1`` into bench/work/link_<N>/ (kept
 with --keep), then runs in a fresh subprocess (so peak RSS is that run's own):
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import shutil
@@ -28,7 +31,7 @@ WORK = ROOT / "bench" / "work"
 RESULTS = ROOT / "bench" / "results"
 
 LINK_CHILD = r"""
-import json, sys, time, resource
+import json, os, sys, time, resource
 from pathlib import Path
 import polars as pl
 from sources.person_records import canonical_records
@@ -44,7 +47,8 @@ rows = pl.read_parquet(truth / "records.parquet", columns=["agency", "file", "ro
 scored = records.select("record_id", "agency", "file", "row_number").join(
     result.assignments.select("record_id", "person_id"), on="record_id").join(
     rows, on=["agency", "file", "row_number"])
-print(json.dumps({"read_seconds": round(t_read, 2), "link_seconds": result.metrics["seconds"],
+print("BENCH_JSON " + json.dumps({"read_seconds": round(t_read, 2), "link_seconds": result.metrics["seconds"],
+                  "load_average_after_link": [round(x, 2) for x in os.getloadavg()],
                   "total_seconds": round(total, 2), "metrics": result.metrics,
                   "quality": pairwise_metrics(scored["person_id"], scored["person_uid"])}, default=str))
 """
@@ -55,7 +59,7 @@ from pathlib import Path
 from linkage.evaluation import evaluate_landing
 report = evaluate_landing(Path(sys.argv[1]), Path(sys.argv[2]), run_dir=Path(sys.argv[3]),
                           progress=lambda line: print(line, file=sys.stderr, flush=True))
-print(json.dumps(report, default=str))
+print("BENCH_JSON " + json.dumps(report, default=str))
 """
 
 
@@ -70,22 +74,30 @@ def run_child(code: str, *args: str) -> tuple[dict, float, int]:
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     # ru_maxrss of children is the max over all children so far: run the biggest last, or
     # read it per size from a fresh bench process (one --persons per invocation).
-    return json.loads(proc.stdout.strip().splitlines()[-1]), wall, max(peak_kb, before)
+    line = [x for x in proc.stdout.splitlines() if x.startswith("BENCH_JSON ")][-1]
+    return json.loads(line[len("BENCH_JSON "):]), wall, max(peak_kb, before)
 
 
-def bench(persons: int, *, speed_only: bool, keep: bool, seed: int = 1) -> dict:
+def bench(persons: int, *, speed_only: bool, keep: bool, seed: int = 1, landing: Path | None = None,
+          truth: Path | None = None) -> dict:
     folder = WORK / f"link_{persons}"
-    landing, truth = folder / "landing", folder / "landing_truth"
+    if landing is None:
+        landing, truth = folder / "landing", folder / "landing_truth"
+    else:
+        keep = True  # never delete a folder we did not generate
     if not (truth / "records.parquet").is_file():
         subprocess.run([sys.executable, "-m", "tapestry.cli", "synth", "--persons", str(persons), "--seed", str(seed),
                         "--out", str(landing), "--force"], cwd=ROOT, check=True, capture_output=True)
     out: dict = {"persons": persons, "seed": seed, "python": platform.python_version(),
-                 "cpus": __import__("os").cpu_count()}
+                 "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+                 "load_average_before": [round(x, 2) for x in os.getloadavg()],
+                 "note": "load average = other work on the 2-core machine during the run (1/5/15 min)"}
     link, wall, peak = run_child(LINK_CHILD, str(landing), str(truth))
     out["link"] = link | {"wall_seconds_incl_imports": round(wall, 2), "peak_rss_mb": round(peak / 1024)}
     if not speed_only:
-        report, wall, _ = run_child(EVAL_CHILD, str(landing), str(truth), str(folder / "run"))
-        out["evaluation"] = report | {"wall_seconds": round(wall, 2)}
+        report, wall, peak = run_child(EVAL_CHILD, str(landing), str(truth), str(folder / "run"))
+        out["evaluation"] = report | {"wall_seconds": round(wall, 2), "peak_rss_mb_max_so_far": round(peak / 1024)}
+    out["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     if not keep:
         shutil.rmtree(folder, ignore_errors=True)
     return out
@@ -96,8 +108,11 @@ def main() -> None:
     parser.add_argument("--persons", type=int, required=True)
     parser.add_argument("--speed-only", action="store_true", help="skip the evaluation with baselines")
     parser.add_argument("--keep", action="store_true", help="keep bench/work/link_<N>/")
+    parser.add_argument("--landing", type=Path, help="an existing landing folder (tapestry synth output)")
+    parser.add_argument("--truth", type=Path, help="its truth folder (default: LANDING_truth)")
     args = parser.parse_args()
-    result = bench(args.persons, speed_only=args.speed_only, keep=args.keep)
+    truth = args.truth or (args.landing.with_name(args.landing.name + "_truth") if args.landing else None)
+    result = bench(args.persons, speed_only=args.speed_only, keep=args.keep, landing=args.landing, truth=truth)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"link_{args.persons}.json"
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")

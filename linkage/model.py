@@ -23,9 +23,13 @@ SPLINK_LOG_LEVEL = logging.ERROR
 # --------------------------------------------------------------------------- configuration
 # Training sample sizes: u by random sampling, m by EM over capped samples of blocked pairs
 # (full EM over large blocks grows quadratically; sampled EM gives the same parameters).
-U_MAX_PAIRS = 3e6
+U_MAX_PAIRS = 1e6
 EM_MAX_PAIRS = 4e5
 SEED = 42
+DUCKDB_MEMORY_LIMIT = "3GB"
+# Above this many distinct records, train on a uniform sample of them and score everything
+# with the trained model (training cost then stays flat as the population grows).
+TRAIN_SAMPLE_NODES = 300_000
 
 # Prediction blocking rules: (name, SQL on l./r.). A pair is scored if any rule holds.
 _FS = "l.forename_canon = r.forename_canon AND l.surname_sx = r.surname_sx"
@@ -208,18 +212,36 @@ class TrainedModel:
     settings_json: dict
 
 
-def build_linker(nodes: pl.DataFrame, *, threads: int | None = None):
-    """Register the standardised nodes (one table per source) and make a Linker."""
-    import duckdb
-    from splink import DuckDBAPI, Linker
-
+def present_features(nodes: pl.DataFrame) -> set[str]:
     present = {c for c in nodes.columns if nodes[c].null_count() < nodes.height}
     if "forename_aliases" in present and "forename_std" not in present:
         present.discard("forename_aliases")
+    return present
+
+
+def training_sample(nodes: pl.DataFrame, size: int = TRAIN_SAMPLE_NODES, seed: int = SEED) -> pl.DataFrame:
+    """A uniform random sample of ``size`` nodes (all of them when fewer). Uniform sampling keeps
+    the share of matching pairs among all pairs (both scale with the square of the sampling
+    rate), so the prior, u and m trained on the sample hold for the whole population."""
+    if nodes.height <= size:
+        return nodes
+    return nodes.sample(n=size, seed=seed)
+
+
+def build_linker(nodes: pl.DataFrame, *, threads: int | None = None, present: set[str] | None = None,
+                 model: dict | None = None):
+    """Register the standardised nodes (one table per source) and make a Linker; with ``model``
+    (a trained Splink model dict, e.g. from ``save_model``) instead of fresh settings."""
+    import duckdb
+    from splink import DuckDBAPI, Linker
+
+    present = present if present is not None else present_features(nodes)
     con = duckdb.connect()
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     con.execute("SET preserve_insertion_order = false")
+    # bounded memory: DuckDB spills joins/aggregates to disk instead of growing past this
+    con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
     db_api = DuckDBAPI(connection=con)
     sources = nodes["source"].unique().sort().to_list()
     if len(sources) > 1:
@@ -231,7 +253,10 @@ def build_linker(nodes: pl.DataFrame, *, threads: int | None = None):
     else:
         frames = db_api.register(nodes.to_arrow(), dataset_display_name="records")
         link_type = "dedupe_only"
-    linker = Linker(frames, settings(present, link_type=link_type), log_level=SPLINK_LOG_LEVEL)
+    if model is not None:
+        model = dict(model) | {"link_type": link_type}
+    linker = Linker(frames, model if model is not None else settings(present, link_type=link_type),
+                    log_level=SPLINK_LOG_LEVEL)
     return linker, db_api, present
 
 
@@ -273,6 +298,11 @@ def train(linker, present: set[str], *, progress=print) -> dict:
         except Exception as exc:  # a block with too few pairs cannot train; others still can
             progress(f"  training: EM on {rule!r} skipped ({type(exc).__name__})")
     return {"em_sessions": sessions}
+
+
+def model_dict(linker) -> dict:
+    """The trained model as a Splink settings dict (what ``save_model`` writes)."""
+    return linker.misc.save_model_to_json()
 
 
 def save_model(linker, path: Path) -> dict:

@@ -14,6 +14,7 @@ import polars as pl
 
 from linkage import cluster as C
 from linkage import model as M
+from linkage.incremental import LinkState, review_queue, tf_tables
 from linkage.standardise import standardise
 
 PREDICT_THRESHOLD = C.REVIEW_BAND[0]  # pairs below this are not kept at all
@@ -27,10 +28,12 @@ class InputError(ValueError):
 class LinkResult:
     assignments: pl.DataFrame  # record_id, person_id, match_confidence, cluster_id, cluster_size
     edges: pl.DataFrame  # record-node pairs: id_l, id_r, match_probability, match_weight
-    review: pl.DataFrame  # uncertain pairs (REVIEW_BAND) with per-field match weights
+    review: pl.DataFrame  # review queue: uncertain pairs (REVIEW_BAND), linkage.incremental.REVIEW_COLUMNS_DOC
     metrics: dict = field(default_factory=dict)
     model: dict | None = None
     linker: object | None = None
+    lineage: pl.DataFrame | None = None
+    state: LinkState | None = None  # with keep_state=True: what link_increment needs
 
 
 def validate_records(records: pl.DataFrame, where: str = "input") -> None:
@@ -62,6 +65,25 @@ def collapse(features: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return nodes, mapping
 
 
+RAW_COLUMNS = ("source", "forename", "middle_names", "surname", "dob", "sex", "postcode", "nhs_number", "pnc_id",
+               "upn", "crn", "source_person_id")
+
+
+def distinct_raw(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows equal in every linkage column (same source) become one before standardising (a
+    person's many event rows repeat the same details): returns (distinct rows with their
+    smallest record_id, record_id -> raw_id)."""
+    cols = [c for c in RAW_COLUMNS if c in records.columns]
+    if not cols:
+        return records, records.select(pl.col("record_id").cast(pl.String), pl.col("record_id").cast(pl.String)
+                                       .alias("raw_id"))
+    keyed = records.select(pl.col("record_id").cast(pl.String), *cols).with_columns(
+        _raw=pl.struct(cols).hash(seed=11))
+    raw_of = keyed.select("record_id", "_raw").with_columns(raw_id=pl.col("record_id").min().over("_raw"))
+    raw = keyed.filter(pl.col("record_id") == raw_of["raw_id"]).drop("_raw")
+    return raw, raw_of.select("record_id", "raw_id")
+
+
 def link_records(
     records: pl.DataFrame,
     *,
@@ -72,6 +94,7 @@ def link_records(
     run_id: str = "run",
     id_key: bytes | None = None,
     threads: int | None = None,
+    keep_state: bool = False,
     progress=print,
 ) -> LinkResult:
     """Link canonical person records. ``previous`` (record_id, person_id) keeps ids stable."""
@@ -83,19 +106,43 @@ def link_records(
 
     validate_records(records)
     progress(f"standardising {records.height:,} records")
-    features = standardise(records)
+    raw, raw_of = distinct_raw(records)
+    features = standardise(raw)
+    del raw
     nodes, node_of = collapse(features)
+    del features
+    node_of = raw_of.join(node_of.rename({"record_id": "raw_id"}), on="raw_id", how="left").drop("raw_id")
     lap("standardise")
     progress(f"  {nodes.height:,} distinct records after collapsing exact duplicates")
 
-    linker, db_api, present = M.build_linker(nodes, threads=threads)
-    progress(f"training the model ({len(M.comparisons(present))} comparisons)")
-    train_info = M.train(linker, present, progress=progress)
+    present = M.present_features(nodes)
+    sample = M.training_sample(nodes)
+    if sample.height < nodes.height:
+        progress(f"training the model ({len(M.comparisons(present))} comparisons) on a sample of "
+                 f"{sample.height:,} distinct records")
+        train_linker, train_db, _ = M.build_linker(sample, threads=threads, present=present)
+        train_info = M.train(train_linker, present, progress=progress)
+        trained = M.model_dict(train_linker)
+        if run_dir is not None:
+            M.save_charts(train_linker, Path(run_dir) / "charts")
+        train_db.duckdb_con.close()
+        del train_linker, train_db, sample
+        linker, db_api, _ = M.build_linker(nodes, threads=threads, present=present, model=trained)
+    else:
+        del sample
+        linker, db_api, _ = M.build_linker(nodes, threads=threads, present=present)
+        progress(f"training the model ({len(M.comparisons(present))} comparisons)")
+        train_info = M.train(linker, present, progress=progress)
+        if run_dir is not None:
+            M.save_charts(linker, Path(run_dir) / "charts")
+    train_info["training_records"] = min(nodes.height, M.TRAIN_SAMPLE_NODES)
+    node_ids = nodes["unique_id"]
+    state_nodes = nodes if keep_state else None
+    del nodes
     lap("train")
     model = None
     if run_dir is not None:
         model = M.save_model(linker, Path(run_dir) / "model.json")
-        M.save_charts(linker, Path(run_dir) / "charts")
     progress("scoring candidate pairs")
     predictions = linker.inference.predict(threshold_match_probability=PREDICT_THRESHOLD, warning_mode="never")
     mw_cols = [c for c in predictions.columns if str(c.name if hasattr(c, "name") else c).startswith("mw_")]
@@ -108,7 +155,7 @@ def link_records(
     lap("predict")
     progress(f"  {scored.height:,} pairs at probability >= {PREDICT_THRESHOLD}")
 
-    clustered, guard_metrics = C.cluster_edges(nodes["unique_id"], scored, threshold=threshold, guard=guard)
+    clustered, guard_metrics = C.cluster_edges(node_ids, scored, threshold=threshold, guard=guard)
     per_record = node_of.join(
         clustered.rename({"id": "node_id", "cluster_size": "nodes_in_cluster"}), on="node_id", how="left"
     )
@@ -124,11 +171,10 @@ def link_records(
     order = records.select(pl.col("record_id").cast(pl.String)).with_row_index("_o")
     assignments = order.join(assignments, on="record_id", how="left").sort("_o").drop("_o")
     lap("cluster")
-    lo, hi = C.REVIEW_BAND
-    review = scored.filter((pl.col("match_probability") >= lo) & (pl.col("match_probability") < hi))
+    review = review_queue(scored, assignments.select("record_id", "person_id"))
     metrics = {
         "records": records.height,
-        "nodes": nodes.height,
+        "nodes": node_ids.len(),
         "pairs_scored_above_predict_threshold": scored.height,
         "persons": int(assignments["person_id"].n_unique()),
         "review_pairs": review.height,
@@ -143,5 +189,10 @@ def link_records(
     result = LinkResult(assignments=assignments, edges=scored, review=review, metrics=metrics, model=model,
                         linker=linker)
     result.metrics["lineage_rows"] = lineage.height
-    result.lineage = lineage  # type: ignore[attr-defined]
+    result.lineage = lineage
+    if keep_state:
+        result.state = LinkState(nodes=state_nodes, node_of=node_of, model=M.model_dict(linker),
+                                 assignments=assignments.select("record_id", "person_id"),
+                                 tf_tables=tf_tables(state_nodes))
+
     return result

@@ -36,7 +36,8 @@ class Column:
     identifier: str | None = None  # nhs_number | pnc_id | upn | crn: format + check digit
     identifier_hard: bool = False
     upper: bool = False  # compare codes / identifiers upper-cased
-    personal: bool = False  # identifies a person: goes to the vault (governance)
+    personal: bool = False  # identifies a person: goes to the vault, never into raw (governance)
+    key: bool = False  # an id in the source system: raw holds its keyed pseudonym, the vault the value
     description: str = ""
 
     def __post_init__(self):
@@ -94,13 +95,49 @@ class Contract:
     def personal_columns(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.personal)
 
+    @property
+    def person_bearing(self) -> bool:
+        """Rows describe persons: identifiers are split off to the vault at ingestion."""
+        return any(c.personal for c in self.columns)
+
+    def key_columns(self) -> dict[str, str]:
+        """Columns replaced in raw by keyed pseudonyms: column -> pseudonym column name."""
+        if not self.person_bearing:
+            return {}
+        out = {self.record_id: "record_key"}
+        if self.person_id and self.person_id != self.record_id:
+            out[self.person_id] = "person_key"
+        for c in self.columns:
+            if c.key and c.name not in out:
+                out[c.name] = c.name.removesuffix("_id") + "_key"
+        return out
+
+    def vault_columns(self) -> tuple[str, ...]:
+        """What the vault keeps (encrypted) for each row: identifiers and the clear ids."""
+        keys = self.key_columns()
+        return tuple(c.name for c in self.columns if c.personal or c.name in keys)
+
+    def coarse_columns(self) -> dict[str, str]:
+        """Coarse attributes raw keeps in place of identifiers (name -> DuckDB type)."""
+        names = {c.name for c in self.columns if c.personal}
+        out = {}
+        if "date_of_birth" in names:
+            out["birth_year"] = "INTEGER"
+        if "postcode" in names:
+            out["postcode_district"] = "VARCHAR"
+        return out
+
     def check_header(self, path: Path, header: list[str]) -> None:
         missing = [c.source for c in self.columns if not c.optional_column and c.source not in header]
         if missing:
             raise ExtractError(path, f"missing required column(s): {', '.join(missing)}", 1)
 
     def raw_ddl(self) -> str:
-        cols = [f'"{c.name}" {DUCKDB_TYPES[c.kind]}' for c in self.columns]
+        """raw.<agency>__<entity>: pseudonymous content (identifiers are in the vault)."""
+        removed = set(self.vault_columns())
+        cols = [f'"{name}" VARCHAR' for name in self.key_columns().values()]
+        cols += [f'"{c.name}" {DUCKDB_TYPES[c.kind]}' for c in self.columns if c.name not in removed]
+        cols += [f'"{name}" {kind}' for name, kind in self.coarse_columns().items()]
         cols += ['"_warnings" VARCHAR[]', '"_delivery_id" VARCHAR NOT NULL', '"_file_name" VARCHAR NOT NULL',
                  '"_file_sha256" VARCHAR NOT NULL', '"_row_number" BIGINT NOT NULL',
                  '"_ingested_at" TIMESTAMP WITH TIME ZONE NOT NULL']

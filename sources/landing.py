@@ -25,6 +25,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from governance.split import VAULT_DDL, VAULT_TABLE, Splitter
 from sources.agency import Agency, Entity
 from sources.readers import ExtractError
 from tapestry.config import Settings
@@ -63,7 +64,10 @@ QUARANTINE_COLUMNS = """(
     _row_number BIGINT NOT NULL,
     rules VARCHAR[] NOT NULL,          -- rule ids, e.g. referral_date:type
     reason VARCHAR NOT NULL,           -- readable: column and rule, never the value
-    original_row VARCHAR NOT NULL,     -- the row as delivered (JSON); personal data: restricted zone
+    original_row VARCHAR,              -- the row as delivered (JSON), only where it holds no person data
+    original_row_key_id VARCHAR,       -- otherwise: encrypted under the delivery's data key
+    original_row_nonce BLOB,
+    original_row_ciphertext BLOB,
     _ingested_at TIMESTAMP WITH TIME ZONE NOT NULL
 )"""
 
@@ -100,6 +104,7 @@ def delivery_id(agency: str, file_name: str, sha: str) -> str:
 def ensure_tables(con: duckdb.DuckDBPyConnection, agency: Agency) -> None:
     con.execute(LEDGER_DDL)
     con.execute(CURRENT_VIEW)
+    con.execute(VAULT_DDL)
     con.execute(f"CREATE TABLE IF NOT EXISTS {agency.quarantine_table} {QUARANTINE_COLUMNS}")
     for entity in agency.entities:
         con.execute(entity.contract.raw_ddl())
@@ -125,22 +130,17 @@ def land_agency(
     those files are taken back from the rejected area too). `inspect(entity, delivered, delivery_id)`
     sees each readable delivery as delivered (the Great Expectations suite runs there)."""
     ensure_tables(con, agency)
+    splitter = Splitter.open(settings)
     files = [p for p in agency.deliveries(settings.landing) if only is None or p.name in only]
     if only and retry_rejected:
         waiting = {p.name for p in files}
         for name in sorted(only - waiting):
-            retried = settings.rejected_dir / agency.name / name
-            if retried.is_file():
-                target = settings.landing / agency.name / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(retried, target)
-                Path(f"{retried}.reason.txt").unlink(missing_ok=True)
-                files.append(target)
+            files += _take_back_rejected(settings, splitter, agency, name)
     log(f"{agency.name}: {len(files)} file(s) to load from {settings.landing / agency.name}")
     results = []
     for path in files:
-        result = land_file(con, agency, path, sha256_of(path), run_id, inspect)
-        _move_out(settings, agency, path, result)
+        result = land_file(con, agency, path, sha256_of(path), run_id, splitter, inspect)
+        _move_out(settings, splitter, agency, path, result)
         log(_describe(result))
         results.append(result)
     return results
@@ -156,22 +156,43 @@ def _describe(r: FileResult) -> str:
     return f"{r.agency}/{r.file_name}: {r.status.upper()} ({r.reason})"
 
 
-def _move_out(settings: Settings, agency: Agency, path: Path, result: FileResult) -> None:
+def _move_out(settings: Settings, splitter: Splitter, agency: Agency, path: Path, result: FileResult) -> None:
     """The file leaves landing once its outcome is committed (so a crash before this only
-    means it is seen again and recognised as already loaded)."""
+    means it is seen again and recognised as already loaded). Delivered files hold
+    identifiers in clear: they are kept only encrypted under the delivery's data key."""
     if result.status == "rejected":
-        target = settings.rejected_dir / agency.name / path.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(path, target)
-        Path(f"{target}.reason.txt").write_text(f"{result.reason}\n", encoding="utf-8")
+        target = settings.rejected_dir / agency.name / f"{path.name}.enc"
+        Path(settings.rejected_dir / agency.name / f"{path.name}.reason.txt").parent.mkdir(parents=True, exist_ok=True)
+        Path(settings.rejected_dir / agency.name / f"{path.name}.reason.txt").write_text(
+            f"{result.reason}\ndelivery: {result.delivery_id}\n", encoding="utf-8")
     else:
-        target = settings.archive_dir / agency.name / result.delivery_id.split("@")[1] / path.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(path, target)
+        target = settings.archive_dir / agency.name / result.delivery_id.split("@")[1] / f"{path.name}.enc"
+    splitter.encrypt_file(path, target, result.delivery_id)
+    path.unlink()
+
+
+def _take_back_rejected(settings: Settings, splitter: Splitter, agency: Agency, name: str) -> list[Path]:
+    """Re-materialising a rejected delivery: decrypt it back into landing (plain files put in
+    the rejected area by an operator are taken as they are)."""
+    folder = settings.rejected_dir / agency.name
+    target = settings.landing / agency.name / name
+    reason = folder / f"{name}.reason.txt"
+    sealed, plain = folder / f"{name}.enc", folder / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if plain.is_file():
+        shutil.move(plain, target)
+    elif sealed.is_file():
+        did = next(line.split(": ", 1)[1] for line in reason.read_text().splitlines() if line.startswith("delivery: "))
+        target.write_bytes(splitter.decrypt_file(sealed, did))
+        sealed.unlink()
+    else:
+        return []
+    reason.unlink(missing_ok=True)
+    return [target]
 
 
 def land_file(con: duckdb.DuckDBPyConnection, agency: Agency, path: Path, sha: str, run_id: str,
-              inspect: Callable[[Entity, pl.DataFrame, str], None] | None = None) -> FileResult:
+              splitter: Splitter, inspect: Callable[[Entity, pl.DataFrame, str], None] | None = None) -> FileResult:
     did = delivery_id(agency.name, path.name, sha)
     stat = path.stat()
     base = dict(delivery_id=did, agency=agency.name, file_name=path.name, file_sha256=sha, file_bytes=stat.st_size,
@@ -203,13 +224,21 @@ def land_file(con: duckdb.DuckDBPyConnection, agency: Agency, path: Path, sha: s
     now = datetime.now(timezone.utc)
     lineage = [pl.lit(did).alias("_delivery_id"), pl.lit(path.name).alias("_file_name"), pl.lit(sha).alias("_file_sha256"),
                pl.lit(now, dtype=pl.Datetime("us", "UTC")).alias("_ingested_at")]
-    valid = checked.valid.with_columns(lineage)
+    split = splitter.split(entity.contract, checked.valid, did)
+    valid = split.content.with_columns(lineage)
     quarantined = checked.quarantined.with_columns(pl.lit(entity.name).alias("entity"), *lineage)
+    if entity.contract.person_bearing and quarantined.height:
+        sealed = splitter.encrypt_rows(quarantined["original_row"], quarantined["_row_number"], did)
+        quarantined = quarantined.drop("original_row").with_columns(
+            sealed["key_id"].alias("original_row_key_id"), sealed["nonce"].alias("original_row_nonce"),
+            sealed["ciphertext"].alias("original_row_ciphertext"))
     warned = int(valid.select(pl.col("_warnings").list.len().gt(0).sum()).item()) if valid.height else 0
     con.execute("BEGIN")
     try:
         set_commit_message(con, f"run {run_id}: land {did}")
         _append(con, entity.contract.table, valid)
+        if split.vault is not None:
+            _append(con, VAULT_TABLE, split.vault)
         _append(con, agency.quarantine_table, quarantined)
         if superseded:
             con.execute(f"UPDATE {LEDGER} SET status = 'superseded', superseded_by = ? WHERE delivery_id = ?",

@@ -6,6 +6,8 @@ import os
 import polars as pl
 import pytest
 
+from governance.keys import Keyring
+from governance.vault import decrypt_identifiers
 from sources.agency import entity_of
 from sources.landing import conservation, land_agency
 from sources.readers import ExtractError, read_csv_text, read_json_records
@@ -79,21 +81,35 @@ def test_land_police_deliveries(tapestry_env):
         assert (jan.rows_read, jan.rows_loaded, jan.rows_quarantined) == (5, 2, 3)
         raw = con.sql("SELECT * FROM raw.police__occurrences WHERE _file_name = 'occurrences_2025-01.csv' "
                       "ORDER BY _row_number").pl()
-        assert raw["involvement_ref"].to_list() == ["INV1", "INV4"]
+        # Raw is pseudonymous: identifiers and ids are replaced by keys and coarse attributes.
+        assert not {"involvement_ref", "person_ref", "surname", "forenames", "date_of_birth", "address",
+                    "postcode", "pnc_id", "nhs_number"} & set(raw.columns)
+        assert raw["record_key"].str.len_chars().to_list() == [64, 64]
+        assert raw["birth_year"].to_list() == [1975, None]  # unparseable DOB: soft rule, row kept
+        assert raw["postcode_district"].to_list() == ["OX28", "OX28"]
         assert raw["recorded_at"][0].isoformat() == "2025-03-02T19:56:00"
         assert raw["domestic_abuse"].to_list() == [True, True]
-        assert raw["date_of_birth"].to_list()[1] is None  # unparseable DOB: soft rule, row kept
-        warnings = dict(zip(raw["involvement_ref"], raw["_warnings"].to_list()))
-        assert warnings["INV1"] == [] and set(warnings["INV4"]) == {"date_of_birth:type", "pnc_id:check_digit"}
-        quarantine = con.sql("SELECT _row_number, rules, reason, original_row FROM quarantine.police "
-                             "ORDER BY _row_number").pl()
+        assert raw["_warnings"].to_list()[0] == []
+        assert set(raw["_warnings"].to_list()[1]) == {"date_of_birth:type", "pnc_id:check_digit"}
+        # The identifiers are in the vault, encrypted, and come back only through the keyring.
+        keyring = Keyring.open(settings)
+        vault = con.sql("SELECT * FROM vault.identifiers WHERE delivery_id = ?", params=[jan.delivery_id]).pl()
+        clear = decrypt_identifiers(vault, keyring).frame
+        assert sorted(clear["involvement_ref"].to_list()) == ["INV1", "INV4"]
+        assert set(clear["surname"]) == {"Smith"}
+        quarantine = con.sql("SELECT * FROM quarantine.police ORDER BY _row_number").pl()
         assert quarantine["_row_number"].to_list() == [2, 3, 5]
+        assert quarantine["original_row"].null_count() == 3  # person data: kept only encrypted
         by_row = {r["_row_number"]: r for r in quarantine.to_dicts()}
         assert by_row[2]["rules"] == ["recorded_at:type"]
         assert by_row[2]["reason"] == "RecordedDateTime: not a valid datetime (expected %d/%m/%Y %H:%M or %d/%m/%Y %H:%M:%S)"
         assert by_row[3]["rules"] == ["person_role:code"]
         assert "11/08/1975" not in by_row[3]["reason"]  # reasons never carry values
-        assert json.loads(by_row[3]["original_row"])["PersonRole"] == "BYSTANDER"
+        sealed = quarantine.select(pl.format("row:{}", "_row_number").alias("record_key"), "_delivery_id",
+                                   "original_row_key_id", "original_row_nonce", "original_row_ciphertext")
+        sealed.columns = ["record_key", "delivery_id", "key_id", "nonce", "ciphertext"]
+        originals = decrypt_identifiers(sealed, keyring).frame["original_row"].to_list()
+        assert json.loads(originals[1])["PersonRole"] == "BYSTANDER"
         assert by_row[5]["rules"] == ["involvement_ref:duplicate"]
         # Conservation holds, counted from the tables.
         conserved = conservation(con, police, [r.delivery_id for r in results.values() if r.status == "loaded"])
@@ -102,7 +118,10 @@ def test_land_police_deliveries(tapestry_env):
     assert not list((landing / "police").iterdir())
     reason = settings.rejected_dir / "police" / "occurrences_2025-04.csv.reason.txt"
     assert "empty" in reason.read_text()
-    assert len(list((settings.archive_dir / "police").rglob("*.csv"))) == 3
+    # Delivered files are kept only encrypted (they hold identifiers in clear).
+    archived = list((settings.archive_dir / "police").rglob("*.csv.enc"))
+    assert len(archived) == 3 and all(b"Smith" not in p.read_bytes() for p in archived)
+    assert not list(settings.rejected_dir.rglob("*.csv"))
 
 
 def test_redelivery_under_the_same_name_supersedes(tapestry_env):
@@ -129,7 +148,8 @@ def test_rejected_delivery_can_be_retried(tapestry_env):
     with lakehouse.connect(settings) as con:
         [rejected] = land_agency(con, police, settings, "run-1")
         assert rejected.status == "rejected"
-        # The agency re-sends a good file into the rejected spot; re-materialising that partition retries it.
+        # An operator puts a corrected file in the rejected spot; re-materialising that partition retries it.
+        (settings.rejected_dir / "police" / "occurrences_2025-01.csv.enc").unlink()
         (settings.rejected_dir / "police" / "occurrences_2025-01.csv").write_bytes(_csv(_row("INV1")))
         [retried] = land_agency(con, police, settings, "run-2", only={"occurrences_2025-01.csv"}, retry_rejected=True)
         assert retried.status == "loaded" and retried.rows_loaded == 1
@@ -158,5 +178,5 @@ def test_xlsx_caseload_is_typed(tapestry_env):
     with lakehouse.connect(tapestry_env) as con:
         [result] = land_agency(con, BY_NAME["probation"], tapestry_env, "run-x")
         assert (result.rows_loaded, result.rows_quarantined) == (1, 1)  # "bad" is not a CRN: hard rule
-        row = con.sql("SELECT crn, date_of_birth::VARCHAR dob, mappa_category, rosh FROM raw.probation__caseload").fetchall()
-        assert row == [("X123456", "1990-01-31", 2, "High")]
+        row = con.sql("SELECT birth_year, mappa_category, rosh FROM raw.probation__caseload").fetchall()
+        assert row == [(1990, 2, "High")]

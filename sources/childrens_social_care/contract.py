@@ -49,7 +49,7 @@ ASSESSMENT_FACTORS = Contract(
     columns=(
         C("AssessmentFactorID", "assessment_factor_id", required=True),
         C("AssessmentID", "assessment_id", required=True),
-        C("ReferralID", "referral_id"),
+        C("ReferralID", "referral_id", key=True),
         *_child(),
         C("LACode", "la_code", required=True),
         C("AssessmentActualStartDate", "assessment_start_date", "date", required=True, formats=ISO),
@@ -71,7 +71,7 @@ CP_PLANS = Contract(
         C("Gender", "gender", codes=GENDER),
         C("Postcode", "postcode", personal=True),
         C("LACode", "la_code", required=True),
-        C("ReferralID", "referral_id"),
+        C("ReferralID", "referral_id", key=True),
         C("CPPlanStartDate", "cp_plan_start_date", "date", required=True, formats=ISO),
         C("CPPlanEndDate", "cp_plan_end_date", "date", formats=ISO),
         C("InitialCategoryOfAbuse", "initial_category_of_abuse", required=True, codes=CP_CATEGORIES, upper=True),

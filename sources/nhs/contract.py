@@ -24,7 +24,7 @@ PATIENT = Contract(
 )
 
 ENCOUNTER = Contract(
-    agency="nhs", entity="encounter", record_id="encounter_id",
+    agency="nhs", entity="encounter", record_id="encounter_id", person_id="patient_id",
     description="FHIR Encounter for emergency care attendances; injury intent, place and assault method "
                 "(Cardiff Model) from extensions.",
     columns=(
