@@ -53,6 +53,7 @@ REVIEW_COLUMNS_DOC = {
     "match_weight": "total match weight (log2 Bayes factor incl. the prior)",
     "mw_<field>": "match weight contributed by each compared field (forename, surname, dob, sex, "
                   "postcode, identifiers...): positive = evidence for, negative = against, 0 = null",
+    "mw_tf_adj_<field>": "term-frequency adjustment of that weight (rare names count for more)",
     "band": "'uncertain' (always, kept for the clerical-review screen's filters)",
 }
 
@@ -104,16 +105,18 @@ def review_queue(scored: pl.DataFrame, assignments: pl.DataFrame, *, band=C.REVI
                       "match_probability", "match_weight", *mw, "band").sort("match_probability", descending=True)
 
 
-def _register(db_api, frame: pl.DataFrame, name: str):
+def _register(db_api, frame: pl.DataFrame, name: str, *, with_source_dataset: bool = False):
+    if with_source_dataset:  # the trained model is link_and_dedupe: its SQL expects source_dataset
+        frame = frame.with_columns(source_dataset=pl.lit(name))
     return db_api.register(frame.to_arrow(), dataset_display_name=name)
 
 
-def _scored_frame(db_api, predictions) -> pl.DataFrame:
-    cols = [c.name if hasattr(c, "name") else str(c) for c in predictions.columns]
+def scored_frame(db_api, predictions) -> pl.DataFrame:
+    cols = [r[0] for r in db_api.duckdb_con.execute(f"DESCRIBE {predictions.physical_name}").fetchall()]
     mw = [c for c in cols if c.startswith("mw_")]
     sql = (f"SELECT CAST(unique_id_l AS VARCHAR) AS id_l, CAST(unique_id_r AS VARCHAR) AS id_r, match_probability, "
            f"match_weight{''.join(', ' + c for c in mw)} FROM {predictions.physical_name}")
-    return pl.from_arrow(db_api.duckdb_con.execute(sql).arrow())
+    return db_api.duckdb_con.execute(sql).pl()
 
 
 def link_increment(
@@ -168,12 +171,12 @@ def link_increment(
     if new_nodes.height:
         between = linker.inference.predict_between(existing, incoming, threshold_match_probability=PREDICT_THRESHOLD,
                                                    warning_mode="never")
-        scored_parts.append(_scored_frame(db_api, between))
+        scored_parts.append(scored_frame(db_api, between))
         if new_nodes.height > 1:
-            within = linker.inference.predict_within(incoming, link_type="dedupe_only",
+            within = linker.inference.predict_within(_register(db_api, new_nodes, "delivery_w", with_source_dataset=True),
                                                      threshold_match_probability=PREDICT_THRESHOLD,
                                                      warning_mode="never")
-            scored_parts.append(_scored_frame(db_api, within))
+            scored_parts.append(scored_frame(db_api, within))
     scored = pl.concat(scored_parts, how="diagonal_relaxed") if scored_parts else pl.DataFrame(
         schema={"id_l": pl.String, "id_r": pl.String, "match_probability": pl.Float64, "match_weight": pl.Float64})
     t_score = time.perf_counter() - t0
@@ -190,10 +193,10 @@ def link_increment(
     sub_existing = state.nodes.filter(pl.col("unique_id").is_in(affected_nodes.implode()))
     # re-score the affected persons' own pairs (their edges are not stored)
     if sub_existing.height > 1:
-        sub = _register(db_api, sub_existing, "affected")
-        inner = linker.inference.predict_within(sub, link_type="dedupe_only",
+        sub = _register(db_api, sub_existing, "affected", with_source_dataset=True)
+        inner = linker.inference.predict_within(sub,
                                                 threshold_match_probability=PREDICT_THRESHOLD, warning_mode="never")
-        scored = pl.concat([scored, _scored_frame(db_api, inner)], how="diagonal_relaxed")
+        scored = pl.concat([scored, scored_frame(db_api, inner)], how="diagonal_relaxed")
     con.close()
 
     sub_nodes = pl.concat([sub_existing["unique_id"], new_nodes["unique_id"]])

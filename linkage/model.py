@@ -196,7 +196,9 @@ def settings(present: set[str], *, link_type: str) -> dict:
         "comparisons": comparisons(present),
         "blocking_rules_to_generate_predictions": [{"blocking_rule": sql} for _, sql in rules],
         "retain_matching_columns": False,
-        "retain_intermediate_calculation_columns": False,
+        # per-field match weights (mw_*) for the review queue; only pairs above the predict
+        # threshold are materialised, so the cost is small
+        "retain_intermediate_calculation_columns": True,
         "additional_columns_to_retain": [],
         "probability_two_random_records_match": 1e-5,
         "max_iterations": 20,

@@ -14,7 +14,7 @@ import polars as pl
 
 from linkage import cluster as C
 from linkage import model as M
-from linkage.incremental import LinkState, review_queue, tf_tables
+from linkage.incremental import LinkState, review_queue, scored_frame, tf_tables
 from linkage.standardise import standardise
 
 PREDICT_THRESHOLD = C.REVIEW_BAND[0]  # pairs below this are not kept at all
@@ -145,13 +145,7 @@ def link_records(
         model = M.save_model(linker, Path(run_dir) / "model.json")
     progress("scoring candidate pairs")
     predictions = linker.inference.predict(threshold_match_probability=PREDICT_THRESHOLD, warning_mode="never")
-    mw_cols = [c for c in predictions.columns if str(c.name if hasattr(c, "name") else c).startswith("mw_")]
-    select_mw = ", ".join(c.name if hasattr(c, "name") else str(c) for c in mw_cols)
-    sql = (
-        f"SELECT unique_id_l AS id_l, unique_id_r AS id_r, match_probability, match_weight"
-        f"{', ' + select_mw if select_mw else ''} FROM {predictions.physical_name}"
-    )
-    scored = pl.from_arrow(db_api.duckdb_con.execute(sql).arrow())
+    scored = scored_frame(db_api, predictions)
     lap("predict")
     progress(f"  {scored.height:,} pairs at probability >= {PREDICT_THRESHOLD}")
 

@@ -14,11 +14,12 @@ KEY = b"k" * 32
 @pytest.fixture(scope="module")
 def split_run(small_people):
     records, truth = small_people
-    # the delivery: the last record of every 10th person, plus every record of the last 10 persons
-    last = truth.with_row_index("i").group_by("person").agg(pl.col("record_id").last(), pl.col("i").max())
+    # the delivery: the last record of every 5th person, plus every record of the last 10 persons
+    last = truth.group_by("person").agg(pl.col("record_id").max())
     persons = truth["person"].unique().sort().to_list()
     late_persons = set(persons[-10:])
-    delivery_ids = set(last.filter(pl.col("i") % 10 == 0)["record_id"].to_list()) | set(
+    every_5th = set(persons[:-10:5])
+    delivery_ids = set(last.filter(pl.col("person").is_in(list(every_5th)))["record_id"].to_list()) | set(
         truth.filter(pl.col("person").is_in(list(late_persons)))["record_id"].to_list())
     existing = records.filter(~pl.col("record_id").is_in(list(delivery_ids)))
     delivery = records.filter(pl.col("record_id").is_in(list(delivery_ids)))
@@ -70,7 +71,7 @@ def test_review_queue_columns():
     row = q.row(0, named=True)
     assert row["record_id_l"] == "a" and row["person_id_r"] == "P2" and row["same_person"] is False
     assert row["mw_forename"] == 2.0 and row["mw_dob"] == -1.0
-    documented = {c for c in REVIEW_COLUMNS_DOC if c != "mw_<field>"}
+    documented = {c for c in REVIEW_COLUMNS_DOC if "<" not in c}
     assert documented <= set(q.columns)
 
 
