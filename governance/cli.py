@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from datetime import date
 
 from tapestry.config import Settings
 
@@ -34,11 +35,35 @@ def register(subparsers) -> None:
         "verify", help="recompute the hash chain; exit 1 and name the first broken entry if tampered with")
     verify.set_defaults(func=_audit_verify)
 
+    retention = subparsers.add_parser("retention", help="crypto-shred deliveries past their retention period")
+    retention_commands = retention.add_subparsers(dest="retention_command", required=True, metavar="SUBCOMMAND")
+    apply = retention_commands.add_parser(
+        "apply", help="destroy the data keys of expired deliveries and remove their person-level rows",
+        description="For every delivery older than its agency's retention (governance/policy.yaml), by the date "
+                    "it was received: destroy its data key, delete its rows from raw, vault and quarantine and its "
+                    "encrypted archive file, mark it expired in raw.deliveries, audit it. Snapshots before the run "
+                    "are expired so deleted rows leave the lake's files too.")
+    apply.add_argument("--as-of", type=date.fromisoformat, default=None, help="the day to judge on (YYYY-MM-DD; default today)")
+    apply.add_argument("--dry-run", action="store_true", help="list what would be shredded, change nothing")
+    apply.set_defaults(func=_retention_apply)
+
     policy = subparsers.add_parser("policy", help="the sharing policy")
     policy_commands = policy.add_subparsers(dest="policy_command", required=True, metavar="SUBCOMMAND")
     check = policy_commands.add_parser("check", help="validate a policy file and print who may see what")
     check.add_argument("file", nargs="?", default=None, help="policy YAML (default: governance/policy.yaml)")
     check.set_defaults(func=_policy_check)
+
+
+def _retention_apply(args) -> int:
+    from governance.retention import apply_retention
+
+    report = apply_retention(Settings.from_env(), as_of=args.as_of, dry_run=args.dry_run)
+    verb = "would shred" if report.dry_run else "shredded"
+    print(f"retention as of {report.as_of.isoformat()}: {verb} {len(report.expired)} deliveries"
+          + ("" if report.dry_run else f", removed {report.rows_removed:,} person-level rows"))
+    for did in report.expired:
+        print(f"  {did}")
+    return 0
 
 
 def _fail(command: str, message: str, code: int = 2) -> int:

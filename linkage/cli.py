@@ -1,6 +1,6 @@
 """``tapestry link`` and ``tapestry link-eval``: register with ``register(subparsers)``.
 
-    tapestry link INPUT [INPUT ...] --out OUT.parquet [--threshold P] [--run-dir DIR]
+    tapestry link INPUT [INPUT ...] --out OUT.parquet [--threshold P] [--run-dir DIR] [--review REVIEW.parquet]
     tapestry link-eval --landing DIR --truth DIR [--out REPORT.json] [--no-plain-splink]
 
 INPUT: CSV or Parquet files in the canonical person-record schema (record_id required;
@@ -32,6 +32,8 @@ def register(subparsers) -> None:
     link.add_argument("--out", required=True, type=Path, help="output Parquet (record_id, person_id, match_confidence)")
     link.add_argument("--threshold", type=float, default=None, help="cluster match probability (default: config)")
     link.add_argument("--run-dir", type=Path, default=None, help="save the model JSON and charts here")
+    link.add_argument("--review", type=Path, default=None,
+                      help="write the review queue (uncertain pairs with per-field match weights) as Parquet")
     link.set_defaults(func=run_link)
 
     ev = subparsers.add_parser("link-eval", help="link a landing folder and score against generator truth")
@@ -96,7 +98,7 @@ def read_inputs(paths: list[Path]) -> pl.DataFrame:
 
 
 def link_files(paths: list[Path], out: Path, *, threshold: float | None = None, run_dir: Path | None = None,
-               progress=print) -> dict:
+               review: Path | None = None, progress=print) -> dict:
     records = read_inputs(paths)
     progress(f"read {records.height:,} records from {len(paths)} file(s)")
     kwargs = {} if threshold is None else {"threshold": threshold}
@@ -105,12 +107,16 @@ def link_files(paths: list[Path], out: Path, *, threshold: float | None = None, 
     out.parent.mkdir(parents=True, exist_ok=True)
     result.assignments.select("record_id", "person_id", "match_confidence").write_parquet(out)
     progress(f"wrote {out}")
+    if review is not None:
+        Path(review).parent.mkdir(parents=True, exist_ok=True)
+        result.review.write_parquet(review)
+        progress(f"wrote {review} ({result.review.height:,} uncertain pairs)")
     return result.metrics
 
 
 def run_link(args) -> int:
     try:
-        link_files(args.inputs, args.out, threshold=args.threshold, run_dir=args.run_dir)
+        link_files(args.inputs, args.out, threshold=args.threshold, run_dir=args.run_dir, review=args.review)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

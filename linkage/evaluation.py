@@ -94,7 +94,8 @@ def recall_by_source_pair(sources: pl.Series, pred: pl.Series, truth: pl.Series)
 
 def blocking_recall(features: pl.DataFrame, truth: pl.Series, rules=None) -> dict:
     """Share of true pairs (among records with a person) that satisfy at least one
-    prediction blocking rule, overall and per rule; and how many pairs the rules generate."""
+    prediction blocking rule, overall and per rule; and how many record pairs each rule alone
+    generates (a self-join count on ``features``: rows are records, not collapsed nodes)."""
     rules = list(rules or M.usable_rules(M.PREDICTION_BLOCKING_RULES, set(features.columns)))
     f = features.with_columns(truth=truth.cast(pl.String)).rename({"source_dataset": "source"})
     con = duckdb.connect()

@@ -65,6 +65,15 @@ class LinkState:
     assignments: pl.DataFrame
     model: dict
     tf_tables: dict[str, pl.DataFrame] = field(default_factory=dict)
+    node_keys: pl.DataFrame | None = None  # unique_id, _k: hash of the features (finds repeats)
+    node_person: pl.DataFrame | None = None  # node_id -> person_id
+
+    def __post_init__(self):
+        if self.node_keys is None:
+            self.node_keys = node_keys(self.nodes)
+        if self.node_person is None:
+            self.node_person = self.node_of.join(self.assignments.select("record_id", "person_id"),
+                                                 on="record_id").group_by("node_id").agg(pl.col("person_id").first())
 
 
 @dataclass
@@ -74,6 +83,46 @@ class IncrementResult:
     review: pl.DataFrame  # uncertain pairs involving the delivery (see REVIEW_COLUMNS_DOC)
     state: LinkState  # updated state (population + delivery)
     metrics: dict
+
+
+def node_keys(nodes: pl.DataFrame) -> pl.DataFrame:
+    key_cols = [c for c in nodes.columns if c not in ("unique_id", "forename_aliases")]
+    return nodes.select("unique_id", _k=pl.struct(key_cols).hash(seed=7))
+
+
+# Candidate filter for predict_between: existing records sharing, with some delivered record,
+# the key of a prediction blocking rule (M.PREDICTION_BLOCKING_RULES; pairs: existing columns,
+# delivery columns). A superset of what the rules pair, so scoring only these is the same as
+# scoring the whole population, at a cost that follows the delivery.
+_MD = "_dob_month_day"
+_CANDIDATE_KEYS = [([c], [c]) for c in ("nhs_number", "pnc_id", "upn", "crn", "source_person_id")] + [
+    (k, k) for k in (["dob", "forename_sx"], ["dob", "surname_sx"], ["forename_canon", "surname_sx", "dob_year"],
+                     ["forename_canon", "surname_sx", _MD], ["dob", "postcode_std"], ["forename_canon", "postcode_std"])
+] + [
+    (["dob_swapped", "surname_sx"], ["dob", "surname_sx"]),
+    (["dob", "surname_sx"], ["dob_swapped", "surname_sx"]),
+    (["forename_sx", "surname_sx", "dob_year"], ["surname_sx", "forename_sx", "dob_year"]),
+]
+
+
+def candidate_existing(existing: pl.DataFrame, delivery: pl.DataFrame) -> pl.DataFrame:
+    md = pl.col("dob").str.slice(5, 5).alias(_MD)
+    e, d = existing.with_columns(md), delivery.with_columns(md)
+    hits = []
+    for ecols, dcols in _CANDIDATE_KEYS:
+        if not set(ecols) <= set(e.columns) or not set(dcols) <= set(d.columns):
+            continue
+        keys = d.select([pl.col(dc).alias(ec) for ec, dc in zip(ecols, dcols)]).drop_nulls().unique()
+        hits.append(e.select("unique_id", *ecols).join(keys, on=ecols, how="semi")["unique_id"])
+    name = ["forename_canon", "surname_sx"]
+    if set(name) <= set(e.columns):  # the no-dob rules (and the names-only fallback)
+        dk = d.select(name).drop_nulls().unique()
+        hits.append(e.filter(pl.col("dob").is_null()).join(dk, on=name, how="semi")["unique_id"])
+        no_dob = d.filter(pl.col("dob").is_null()).select(name).drop_nulls().unique()
+        if no_dob.height or "dob" not in delivery.columns:
+            hits.append(e.join(no_dob if no_dob.height else dk, on=name, how="semi")["unique_id"])
+    ids = pl.concat(hits).unique() if hits else existing["unique_id"]
+    return existing.filter(pl.col("unique_id").is_in(ids.implode()))
 
 
 def tf_tables(nodes: pl.DataFrame) -> dict[str, pl.DataFrame]:
@@ -146,9 +195,8 @@ def link_increment(
     new_node_of = raw_of.join(new_node_of.rename({"record_id": "raw_id"}), on="raw_id").drop("raw_id")
     new_nodes = new_nodes.select(state.nodes.columns)
     # a new node identical to an existing one (same features, same source) is that node
-    key_cols = [c for c in state.nodes.columns if c not in ("unique_id", "forename_aliases")]
-    same = new_nodes.with_columns(_k=pl.struct(key_cols).hash(seed=7)).select("unique_id", "_k").join(
-        state.nodes.with_columns(_k=pl.struct(key_cols).hash(seed=7)).select(pl.col("unique_id").alias("old"), "_k"),
+    new_keys = node_keys(new_nodes)
+    same = new_keys.join(state.node_keys.select(pl.col("unique_id").alias("old"), "_k"),
         on="_k").group_by("unique_id").agg(pl.col("old").min())
     if same.height:
         new_node_of = new_node_of.join(same.rename({"unique_id": "node_id"}), on="node_id", how="left").select(
@@ -160,7 +208,8 @@ def link_increment(
     con.execute(f"SET memory_limit = '{M.DUCKDB_MEMORY_LIMIT}'")
     db_api = DuckDBAPI(connection=con)
     model = dict(state.model)
-    existing = _register(db_api, state.nodes, "existing")
+    candidates = candidate_existing(state.nodes, new_nodes)
+    existing = _register(db_api, candidates, "existing")
     incoming = _register(db_api, new_nodes, "delivery")
     linker = Linker([existing, incoming], model, log_level=M.SPLINK_LOG_LEVEL)
     tfs = state.tf_tables or tf_tables(state.nodes)
@@ -181,13 +230,11 @@ def link_increment(
         schema={"id_l": pl.String, "id_r": pl.String, "match_probability": pl.Float64, "match_weight": pl.Float64})
     t_score = time.perf_counter() - t0
 
-    # affected persons: linked (>= threshold) to a new node, or sharing a node with a new record
-    node_person = state.node_of.join(state.assignments.select("record_id", "person_id"), on="record_id").group_by(
-        "node_id").agg(pl.col("person_id").first())
-    new_ids = set(new_nodes["unique_id"].to_list())
+    # affected persons: linked (>= threshold) to a new node. A delivered record identical to an
+    # existing record joins that record's node, and so its person, without re-clustering.
+    node_person = state.node_person
     strong = scored.filter(pl.col("match_probability") >= threshold)
-    touched_nodes = pl.concat([strong["id_l"], strong["id_r"],
-                               new_node_of.filter(~pl.col("node_id").is_in(list(new_ids)))["node_id"]]).unique()
+    touched_nodes = pl.concat([strong["id_l"], strong["id_r"]]).unique()
     affected = node_person.filter(pl.col("node_id").is_in(touched_nodes.implode()))["person_id"].unique()
     affected_nodes = node_person.filter(pl.col("person_id").is_in(affected.implode()))["node_id"]
     sub_existing = state.nodes.filter(pl.col("unique_id").is_in(affected_nodes.implode()))
@@ -209,6 +256,9 @@ def link_increment(
     ids, lineage = C.assign_stable_ids(sub_records.select("record_id", "cluster_id"), previous, run_id=run_id,
                                        key=id_key)
     ids = ids.join(sub_records.select("record_id", "match_confidence"), on="record_id", how="left")
+    repeats = new_node_of.join(sub_records.select("record_id"), on="record_id", how="anti").join(
+        node_person, on="node_id").select("record_id", "person_id", pl.lit("continuing").alias("id_status"))
+    ids = pl.concat([ids, repeats], how="diagonal_relaxed")
     changed = ids.join(state.assignments.select("record_id", pl.col("person_id").alias("_old")), on="record_id",
                        how="left").filter(pl.col("_old").is_null() | (pl.col("_old") != pl.col("person_id")))
     keep = state.assignments.join(ids.select("record_id"), on="record_id", how="anti")
@@ -219,14 +269,22 @@ def link_increment(
         assignments=new_assign,
         model=state.model,
         tf_tables=tfs,
+        node_keys=pl.concat([state.node_keys, new_keys.join(same, on="unique_id", how="anti")]),
+        node_person=pl.concat([
+            node_person.join(sub_records.select("node_id"), on="node_id", how="anti"),
+            sub_records.join(ids.select("record_id", "person_id"), on="record_id").group_by("node_id").agg(
+                pl.col("person_id").first()),
+        ]),
     )
     review = review_queue(scored, new_assign)
     metrics = {
         "new_records": new_records.height,
         "new_nodes": new_nodes.height,
+        "existing_candidates_scored": candidates.height,
         "pairs_scored_above_predict_threshold": scored.height,
         "affected_persons": int(affected.len()),
         "records_reclustered": sub_records.height,
+        "records_joining_an_identical_record": repeats.height,
         "records_reassigned": int(changed.filter(pl.col("_old").is_not_null()).height),
         "guard": guard_metrics,
         "seconds": {"score": round(t_score, 2), "total": round(time.perf_counter() - t0, 2)},

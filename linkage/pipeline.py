@@ -2,7 +2,10 @@
 predict) -> cluster (chaining guard) -> person ids.
 
 ``link_records`` is what ``tapestry link`` and the bench call; it trains its own model on the
-records given (no ground truth), and can save the model JSON and charts per run.
+records given (no ground truth; above ``model.TRAIN_SAMPLE_NODES`` distinct records on a
+uniform sample of them), and can save the model JSON and charts per run. Rows identical in
+every linkage column are merged before standardising, exact feature duplicates after.
+``keep_state=True`` returns what ``linkage.incremental.link_increment`` needs.
 """
 from __future__ import annotations
 

@@ -16,8 +16,13 @@ def test_link_small_csv_files(tmp_path, small_people):
     b.write_parquet(tmp_path / "beta.parquet")
     out = tmp_path / "out" / "persons.parquet"
     lines: list[str] = []
-    link_files([tmp_path / "alpha.csv", tmp_path / "beta.parquet"], out, progress=lines.append)
+    review = tmp_path / "out" / "review.parquet"
+    link_files([tmp_path / "alpha.csv", tmp_path / "beta.parquet"], out, review=review, progress=lines.append)
     result = pl.read_parquet(out)
+    queue = pl.read_parquet(review)
+    assert {"record_id_l", "record_id_r", "person_id_l", "person_id_r", "same_person", "match_probability"} <= set(
+        queue.columns)
+    assert queue["match_probability"].is_between(0.5, 0.95, closed="left").all()
     assert result.columns == ["record_id", "person_id", "match_confidence"]
     assert result.height == records.height and result["record_id"].n_unique() == records.height
     assert result["person_id"].null_count() == 0 and result["match_confidence"].is_between(0, 1).all()
@@ -64,3 +69,12 @@ def test_register_adds_link_commands(tmp_path, small_people):
     pl.DataFrame({"record_id": ["1", "1"]}).write_csv(tmp_path / "dup.csv")
     args = parser.parse_args(["link", str(tmp_path / "dup.csv"), "--out", str(tmp_path / "o.parquet")])
     assert args.func(args) == 2
+
+
+def test_blocking_without_dob_falls_back_to_names():
+    from linkage import model as M
+
+    with_dob = dict(M.usable_rules(M.PREDICTION_BLOCKING_RULES, {"forename_canon", "surname_sx", "dob", "dob_year"}))
+    assert "forename_canon+surname_sx+dob_year" in with_dob and "forename_canon+surname_sx" not in with_dob
+    names_only = dict(M.usable_rules(M.PREDICTION_BLOCKING_RULES, {"forename_canon", "surname_sx"}))
+    assert list(names_only) == ["forename_canon+surname_sx"]
