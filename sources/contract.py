@@ -97,8 +97,9 @@ class Contract:
 
     @property
     def person_bearing(self) -> bool:
-        """Rows describe persons: identifiers are split off to the vault at ingestion."""
-        return any(c.personal for c in self.columns)
+        """Rows describe persons (identifiers, or an agency person id such as an Encounter's
+        patient): identifiers and source ids are split off to the vault at ingestion."""
+        return self.person_id is not None or any(c.personal for c in self.columns)
 
     def key_columns(self) -> dict[str, str]:
         """Columns replaced in raw by keyed pseudonyms: column -> pseudonym column name."""

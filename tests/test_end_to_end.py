@@ -45,6 +45,8 @@ def test_synth_then_run_lands_every_extract_row(demo, capsys):
             for agency, entity in records.select("agency", "entity").unique().iter_rows()])
         truth_keys = records.select("agency", "file", pl.col("row_number").cast(pl.Int64))
         assert landed.height == truth_keys.height
+        # ... and each of them left its identifiers in the vault (one ciphertext per row).
+        assert con.execute("SELECT count(*) FROM vault.identifiers").fetchone()[0] == landed.height
         assert landed.join(truth_keys, on=["agency", "file", "row_number"], how="anti").height == 0
         # The run recorded its snapshot; time travel to it shows the same row count.
         snap = con.execute("SELECT max(snapshot_id) FROM audit.run_snapshots").fetchone()[0]

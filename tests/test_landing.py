@@ -47,6 +47,23 @@ def test_entity_from_file_name(name, entity):
     assert entity_of(name) == entity
 
 
+def test_person_bearing_contracts_pseudonymise_their_ids():
+    from sources.nhs.contract import ENCOUNTER
+    from sources.police.contract import STREET
+    from sources.streetsafe.contract import REPORTS
+
+    # An Encounter carries no name, but its patient id points at a person: keyed like the Patient.
+    assert ENCOUNTER.person_bearing and ENCOUNTER.key_columns() == {"encounter_id": "record_key",
+                                                                     "patient_id": "person_key"}
+    assert not STREET.person_bearing and not REPORTS.person_bearing  # no persons: nothing to split
+    for agency in BY_NAME.values():
+        for entity in agency.entities:
+            contract = entity.contract
+            if contract.person_bearing:
+                assert contract.record_id in contract.vault_columns()
+                assert not set(contract.personal_columns) & set(contract.raw_ddl().split('"')[1::2])
+
+
 def test_police_street_feed_is_recognised():
     police = BY_NAME["police"]
     assert police.entity_for("2018-10-thames-valley-street.csv").name == "street"
