@@ -26,8 +26,8 @@ def _first_bad_utf8_line(path: Path) -> int | None:
         for number, raw in enumerate(handle, start=1):
             try:
                 raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                return number if exc.start >= 0 else number
+            except UnicodeDecodeError:
+                return number
     return None
 
 
