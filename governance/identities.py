@@ -1,0 +1,47 @@
+"""The one way the pipeline reads identifiers: from vault.identifiers, decrypted in memory,
+renamed to the canonical person-record fields that linkage uses. Nothing is written to disk.
+
+Fields: record_key, agency, entity, delivery_id, vault_status, forename, middle_names,
+surname, dob (ISO text), postcode, nhs_number, pnc_id, upn, crn. Rows of shredded deliveries
+come back with vault_status 'shredded' and null fields (linkage skips them).
+"""
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+
+from governance.keys import Keyring
+from governance.vault import decrypt_identifiers
+
+# vault field (contract column name) -> canonical person-record field
+CANONICAL = {"forename": "forename", "forenames": "forename", "middle_names": "middle_names",
+             "surname": "surname", "date_of_birth": "dob", "postcode": "postcode", "nhs_number": "nhs_number",
+             "pnc_id": "pnc_id", "upn": "upn", "crn": "crn"}
+FIELDS = ("forename", "middle_names", "surname", "dob", "postcode", "nhs_number", "pnc_id", "upn", "crn")
+
+
+def read_identifiers(con: duckdb.DuckDBPyConnection, keyring: Keyring, agencies: list[str] | None = None,
+                     delivery_ids: list[str] | None = None) -> pl.DataFrame:
+    """Canonical identifiers of the vault's rows (optionally of some agencies or deliveries)."""
+    where, params = [], []
+    if agencies:
+        where.append("list_contains(?, agency)")
+        params.append(agencies)
+    if delivery_ids:
+        where.append("list_contains(?, delivery_id)")
+        params.append(delivery_ids)
+    sql = "SELECT * FROM vault.identifiers" + (" WHERE " + " AND ".join(where) if where else "")
+    vault = con.sql(sql, params=params or None).pl()
+    out = []
+    for (agency, entity), group in vault.group_by(["agency", "entity"], maintain_order=True):
+        decrypted = decrypt_identifiers(group, keyring).frame
+        renamed = decrypted.select(
+            "record_key", "agency", "entity", "delivery_id", "vault_status",
+            *(pl.col(src).alias(dst) for src, dst in CANONICAL.items() if src in decrypted.columns))
+        out.append(renamed.with_columns(pl.lit(None, dtype=pl.String).alias(f) for f in FIELDS
+                                        if f not in renamed.columns).select(
+            "record_key", "agency", "entity", "delivery_id", "vault_status", *FIELDS))
+    if not out:
+        return pl.DataFrame(schema={c: pl.String for c in ("record_key", "agency", "entity", "delivery_id",
+                                                            "vault_status", *FIELDS)})
+    return pl.concat(out)
