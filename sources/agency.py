@@ -48,13 +48,14 @@ class Agency:
     title: str
     entities: tuple[Entity, ...]
     cadence: str | None = None  # cron for agencies that deliver on a schedule
-    person_bearing: bool = True
 
     def entity_for(self, path: Path) -> Entity | None:
         return next((e for e in self.entities if e.matches(path)), None)
 
-    def table(self, entity: Entity) -> str:
-        return entity.contract.table
+    @property
+    def person_bearing(self) -> bool:
+        """Some extract describes persons (derived from the contracts, not declared twice)."""
+        return any(e.contract.person_bearing for e in self.entities)
 
     @property
     def quarantine_table(self) -> str:

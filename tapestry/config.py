@@ -69,8 +69,3 @@ class Settings:
     def rejected_dir(self) -> Path:
         """Files that could not be read, each with a .reason.txt beside it."""
         return self.home / "rejected"
-
-    @property
-    def runs_dir(self) -> Path:
-        """Per-run artefacts (reports, charts) that are not tables."""
-        return self.home / "runs"

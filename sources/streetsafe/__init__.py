@@ -7,5 +7,4 @@ AGENCY = Agency(
     name="streetsafe",
     title="StreetSafe (anonymous place reports)",
     entities=(Entity(REPORTS, ".json", read_json_records),),
-    person_bearing=False,
 )
