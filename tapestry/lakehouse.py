@@ -33,7 +33,7 @@ from tapestry.config import Settings
 log = logging.getLogger("tapestry")
 
 ALIAS = "lake"
-ZONES = ("raw", "quarantine", "vault", "linked", "staging", "marts", "audit")
+ZONES = ("raw", "quarantine", "vault", "reference", "linked", "staging", "marts", "audit")
 
 # Extensions come from PyPI wheels (nothing is downloaded at run time). Map: DuckDB name -> module.
 _EXTENSION_WHEELS = {
@@ -117,6 +117,14 @@ def _process_lock(settings: Settings, read_only: bool) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def writer_lock(settings: Settings) -> Iterator[None]:
+    """Hold the lakehouse writer lock while another tool (dbt) writes through its own
+    connection: no-op for PostgreSQL catalogs, as for ``connect(read_only=False)``."""
+    with _process_lock(settings, read_only=False):
+        yield
 
 
 @contextlib.contextmanager
