@@ -118,6 +118,11 @@ def link_records(
     lap("standardise")
     progress(f"  {nodes.height:,} distinct records after collapsing exact duplicates")
 
+    # Splink sees compact node ids: long record ids (e.g. 64-hex pseudonyms) made its training
+    # estimate a prior of ~1e-34 and score no pair at all (measured); external ids come back below.
+    external = nodes["unique_id"]
+    nodes = nodes.with_columns(unique_id=pl.format("n{}", pl.int_range(pl.len(), dtype=pl.Int64)))
+    external_of = dict(zip(nodes["unique_id"].to_list(), external.to_list()))
     present = M.present_features(nodes)
     sample = M.training_sample(nodes)
     if sample.height < nodes.height:
@@ -139,8 +144,8 @@ def link_records(
         if run_dir is not None:
             M.save_charts(linker, Path(run_dir) / "charts")
     train_info["training_records"] = min(nodes.height, M.TRAIN_SAMPLE_NODES)
-    node_ids = nodes["unique_id"]
-    state_nodes = nodes if keep_state else None
+    node_ids = external
+    state_nodes = nodes.with_columns(unique_id=external) if keep_state else None
     del nodes
     lap("train")
     model = None
@@ -148,7 +153,8 @@ def link_records(
         model = M.save_model(linker, Path(run_dir) / "model.json")
     progress("scoring candidate pairs")
     predictions = linker.inference.predict(threshold_match_probability=PREDICT_THRESHOLD, warning_mode="never")
-    scored = scored_frame(db_api, predictions)
+    scored = scored_frame(db_api, predictions).with_columns(
+        pl.col(c).cast(pl.String).replace_strict(external_of) for c in ("id_l", "id_r"))
     lap("predict")
     progress(f"  {scored.height:,} pairs at probability >= {PREDICT_THRESHOLD}")
 

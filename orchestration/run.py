@@ -26,6 +26,9 @@ def _progress_to_stdout() -> logging.Handler:
     return handler
 
 
+DOWNSTREAM_JOBS = ("link",)  # after ingestion, in this order
+
+
 def run_all(settings: Settings, agencies: list[str] | None = None) -> int:
     """Load every agency's waiting deliveries: one in-process run of its ingest job each."""
     prepare_dagster_home(settings)
@@ -51,13 +54,23 @@ def run_all(settings: Settings, agencies: list[str] | None = None) -> int:
                     run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
                 )
                 outcomes.append((agency, result))
+            if all(r.success for _, r in outcomes) and _downstream_stale(settings):
+                for name in DOWNSTREAM_JOBS:
+                    print(f"Running job {name}")
+                    result = defs.resolve_job_def(name).execute_in_process(
+                        instance=instance, raise_on_error=False,
+                        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
+                    outcomes.append((name, result))
+                    if not result.success:
+                        break
     finally:
         log.removeHandler(handler)
     seconds = time.monotonic() - started
     ok = all(r.success for _, r in outcomes)
     print(f"\nPipeline {'succeeded' if ok else 'FAILED'} in {seconds:.1f}s ({len(outcomes)} run(s))")
-    for agency, result in outcomes:
-        print(f"  {'ok    ' if result.success else 'FAILED'} {ingest_job_name(agency)}  run {result.run_id}")
+    for job, result in outcomes:
+        name = job if isinstance(job, str) else ingest_job_name(job)
+        print(f"  {'ok    ' if result.success else 'FAILED'} {name}  run {result.run_id}")
         for event in result.all_events:
             if event.is_step_failure:
                 error = event.step_failure_data.error
@@ -66,6 +79,20 @@ def run_all(settings: Settings, agencies: list[str] | None = None) -> int:
                 print(f"         {error.message.strip().splitlines()[0] if error else 'see the Dagster UI'}")
     _summary(settings, [r.run_id for _, r in outcomes])
     return 0 if ok else 1
+
+
+def _downstream_stale(settings: Settings) -> bool:
+    """Link (and transform) when raw changed since the last link run, or never linked."""
+    if settings.catalog_path is not None and not settings.catalog_path.exists():
+        return False
+    with lakehouse.connect(settings, read_only=True) as con:
+        if not _exists(con, "raw", "deliveries"):
+            return False
+        if not _exists(con, "linked", "runs"):
+            return True
+        return bool(con.execute(
+            "SELECT (SELECT max(loaded_at) FROM raw.deliveries) > (SELECT max(started_at) FROM linked.runs)"
+        ).fetchone()[0])
 
 
 def _summary(settings: Settings, run_ids: list[str]) -> None:

@@ -57,6 +57,14 @@ class Settings:
         return cls(home, secrets, landing, catalog, catalog_path, postgres_dsn, data_path)
 
     @property
+    def truth(self) -> Path | None:
+        """Ground truth of GENERATED data (TAPESTRY_TRUTH, else the generator's default
+        ``<landing>_truth``) when it exists: linkage and marts then report their measured error
+        against it. Real deployments have none."""
+        path = Path(os.environ.get("TAPESTRY_TRUTH") or f"{self.landing}_truth").expanduser()
+        return path if (path / "records.parquet").is_file() else None
+
+    @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
 
