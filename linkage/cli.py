@@ -1,7 +1,7 @@
 """``tapestry link`` and ``tapestry link-eval``: register with ``register(subparsers)``.
 
     tapestry link INPUT [INPUT ...] --out OUT.parquet [--threshold P] [--run-dir DIR] [--review REVIEW.parquet]
-    tapestry link-eval --landing DIR --truth DIR [--out REPORT.json] [--no-plain-splink]
+    tapestry link-eval [--truth DIR] [--out REPORT.json] [--no-plain-splink]
 
 INPUT: CSV or Parquet files in the canonical person-record schema (record_id required;
 source, forename, middle_names, surname, dob, sex, postcode, nhs_number, pnc_id, upn, crn
@@ -36,9 +36,13 @@ def register(subparsers) -> None:
                       help="write the review queue (uncertain pairs with per-field match weights) as Parquet")
     link.set_defaults(func=run_link)
 
-    ev = subparsers.add_parser("link-eval", help="link a landing folder and score against generator truth")
-    ev.add_argument("--landing", required=True, type=Path)
-    ev.add_argument("--truth", required=True, type=Path)
+    ev = subparsers.add_parser(
+        "link-eval", help="link the lakehouse's person records afresh and score them against generator truth",
+        description="Reads the current person records from the lakehouse (vault decrypted in memory), links them "
+                    "with a fresh model and reports pairwise / B-cubed figures, blocking recall, recall per source "
+                    "pair, the deterministic baseline and a plain Splink model. Writes nothing to the lake.")
+    ev.add_argument("--truth", type=Path, default=None,
+                    help="the generator's truth folder (default: TAPESTRY_TRUTH, else <landing>_truth)")
     ev.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
     ev.add_argument("--run-dir", type=Path, default=None, help="save the model JSON and charts here")
     ev.add_argument("--no-plain-splink", action="store_true", help="skip the docs-style Splink comparison")
@@ -124,10 +128,15 @@ def run_link(args) -> int:
 
 
 def run_link_eval(args) -> int:
-    from linkage.evaluation import evaluate_landing
+    from linkage.evaluation import evaluate_lake
+    from tapestry.config import Settings
 
-    report = evaluate_landing(args.landing, args.truth, run_dir=args.run_dir,
-                              with_plain_splink=not args.no_plain_splink)
+    settings = Settings.from_env()
+    truth = args.truth or settings.truth
+    if truth is None or not (Path(truth) / "records.parquet").is_file():
+        print("error: no generator truth found (give --truth DIR: the folder with records.parquet)", file=sys.stderr)
+        return 2
+    report = evaluate_lake(settings, truth, run_dir=args.run_dir, with_plain_splink=not args.no_plain_splink)
     summary = {k: report[k] for k in ("tapestry", "baseline_deterministic", "plain_splink") if k in report}
     for name, figures in summary.items():
         print(f"{name:24s} P {figures['pairwise_precision']:.4f}  R {figures['pairwise_recall']:.4f}  "

@@ -234,19 +234,22 @@ def _guard_effect(records: pl.DataFrame, result, truth_uid: pl.Series) -> dict:
             "largest_cluster_without_guard": metrics["largest_cluster"]}
 
 
-def evaluate_landing(landing: Path, truth: Path, *, run_dir: Path | None = None, with_plain_splink: bool = True,
-                     progress=print) -> dict:
-    """Canonical records of a landing folder, linked and scored against truth/records.parquet."""
-    from sources.person_records import canonical_records
+def evaluate_lake(settings, truth: Path, *, run_dir: Path | None = None, with_plain_splink: bool = True,
+                  progress=print) -> dict:
+    """The lakehouse's current person records (raw + vault, decrypted in memory), linked afresh
+    and scored against the generator's truth (``truth/records.parquet``). Writes nothing to the
+    lake; with ``run_dir`` the model and charts go there."""
+    from governance.keys import Keyring
+    from linkage.lake import current_rows, person_records, truth_persons
+    from tapestry import lakehouse
 
-    skipped: list = []
-    records = canonical_records(Path(landing), skipped=skipped)
-    truth_rows = pl.read_parquet(Path(truth) / "records.parquet", columns=["agency", "file", "row_number", "person_uid"])
-    joined = records.join(truth_rows, on=["agency", "file", "row_number"], how="left", maintain_order="left")
+    with lakehouse.connect(settings, read_only=True) as con:
+        records = person_records(con, Keyring.open(settings))
+        rows = current_rows(con)
+    joined = records.join(truth_persons(rows, Path(truth)), on="record_id", how="left", maintain_order="left")
     keep = joined["person_uid"].is_not_null()
-    records, uid = joined.filter(keep), joined.filter(keep)["person_uid"]
-    report = evaluate_records(records.drop("person_uid"), uid, run_dir=run_dir, with_plain_splink=with_plain_splink,
-                              progress=progress)
-    report["input"] = {"records": records.height, "files_skipped": len(skipped),
-                       "records_without_truth": int((~keep).sum())}
+    scored = joined.filter(keep)
+    report = evaluate_records(scored.drop("person_uid", "agency", "entity", "record_key"), scored["person_uid"],
+                              run_dir=run_dir, with_plain_splink=with_plain_splink, progress=progress)
+    report["input"] = {"records": scored.height, "records_without_truth": int((~keep).sum())}
     return report

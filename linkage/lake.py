@@ -247,6 +247,7 @@ def link_lake(settings: Settings, *, full: bool = False, truth: Path | None = No
     evaluation = None
     if truth is not None and Path(truth, "records.parquet").is_file():
         evaluation = evaluate_assignments(records, assignments, truth_persons(rows, truth))
+        metrics["evaluation"] = evaluation
     keyed = assignments.join(records.select("record_id", "agency", "entity", "record_key"), on="record_id")
     _write(settings, run_id, mode, started, keyed, lineage, review, records, metrics, model_path, incremental)
     metrics["seconds_total"] = round(time.perf_counter() - t0, 2)

@@ -94,6 +94,9 @@ def test_no_canary_identifier_survives_in_clear(tmp_path, monkeypatch):
     with lakehouse.connect(read_only=True) as con:  # the canary rows really went through the pipeline
         assert con.execute("SELECT count(*) FROM quarantine.police").fetchone()[0] >= 1
         assert con.execute("SELECT count(*) FROM vault.identifiers WHERE agency = 'nhs'").fetchone()[0] > 0
+        # ... and through linkage: persons linked, model and charts written under TAPESTRY_HOME
+        assert con.execute("SELECT count(*) FROM linked.person_record").fetchone()[0] > 0
+    assert list(home.glob("linkage/runs/*/model.json")) and list(home.glob("linkage/runs/*/charts/*.html"))
     assert _scan(home) == {}
     assert _scan(landing) == {}
 

@@ -64,7 +64,7 @@ def test_register_adds_link_commands(tmp_path, small_people):
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["link", "a.csv", "--out", "o.parquet"])
     assert callable(args.func) and args.out.name == "o.parquet"
-    args = parser.parse_args(["link-eval", "--landing", "l", "--truth", "t"])
+    args = parser.parse_args(["link-eval", "--truth", "t"])
     assert callable(args.func)
     pl.DataFrame({"record_id": ["1", "1"]}).write_csv(tmp_path / "dup.csv")
     args = parser.parse_args(["link", str(tmp_path / "dup.csv"), "--out", str(tmp_path / "o.parquet")])

@@ -1,0 +1,142 @@
+"""Linkage in the pipeline: raw + vault -> linked.* (full, incremental, stable ids)."""
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from linkage.evaluation import pairwise_metrics
+from linkage.pipeline import link_records
+from tapestry import lakehouse
+from tapestry.cli import main
+
+
+def _runs(settings) -> pl.DataFrame:
+    with lakehouse.connect(settings, read_only=True) as con:
+        return con.sql("SELECT run_id, mode, records, new_records, persons, metrics FROM linked.runs "
+                       "ORDER BY started_at").pl()
+
+
+def _assignment(settings) -> pl.DataFrame:
+    with lakehouse.connect(settings, read_only=True) as con:
+        return con.sql("SELECT agency, entity, record_key, person_id, match_confidence FROM linked.person_record").pl()
+
+
+@pytest.fixture(scope="module")
+def linked_lake(tmp_path_factory):
+    """1,000 persons; the last two monthly police files held back for a later, small delivery."""
+    root = tmp_path_factory.mktemp("linklake")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TAPESTRY_HOME", str(root / "home"))
+        mp.setenv("TAPESTRY_SECRETS", str(root / "secrets"))
+        mp.setenv("TAPESTRY_LANDING", str(root / "landing"))
+        mp.delenv("TAPESTRY_CATALOG", raising=False)
+        mp.delenv("TAPESTRY_TRUTH", raising=False)
+        from tapestry.config import Settings
+        assert main(["synth", "--persons", "1000", "--seed", "3", "--out", str(root / "landing")]) == 0
+        held = root / "held"
+        held.mkdir()
+        late = sorted((root / "landing" / "police").glob("occurrences_*.csv"))[-2:]
+        for path in late:
+            (held / path.parent.name).mkdir(exist_ok=True)
+            shutil.move(path, held / path.parent.name / path.name)
+        assert main(["run"]) == 0
+        first = _assignment(Settings.from_env())
+        for path in held.rglob("*.*"):
+            shutil.move(path, root / "landing" / path.parent.name / path.name)
+        assert main(["run"]) == 0
+        yield Settings.from_env(), first, mp
+
+
+def test_every_current_person_record_gets_one_person_id(linked_lake):
+    settings, _, _ = linked_lake
+    assignment = _assignment(settings)
+    with lakehouse.connect(settings, read_only=True) as con:
+        from linkage.lake import current_rows
+        rows = current_rows(con)
+    keys = rows.select("agency", "entity", "record_key").unique()
+    assert assignment.height == keys.height
+    assert assignment.join(keys, on=["agency", "entity", "record_key"], how="anti").height == 0
+    assert assignment["person_id"].null_count() == 0
+    assert assignment["person_id"].str.starts_with("P-").all()  # opaque, never a record key
+    assert not set(assignment["person_id"]) & set(assignment["record_key"])
+
+
+def test_first_run_is_full_and_measured_against_truth(linked_lake):
+    settings, _, _ = linked_lake
+    runs = _runs(settings)
+    assert runs["mode"].to_list()[0] == "full"
+    evaluation = json.loads(runs["metrics"][0])["evaluation"]
+    assert evaluation["tapestry"]["pairwise_f1"] >= 0.95
+    assert evaluation["tapestry"]["pairwise_recall"] > evaluation["baseline_deterministic"]["pairwise_recall"]
+
+
+def test_a_small_later_delivery_links_incrementally_and_keeps_ids(linked_lake):
+    settings, first, _ = linked_lake
+    runs = _runs(settings)
+    assert runs["mode"].to_list() == ["full", "incremental"]
+    assert runs["new_records"][1] > 0
+    now = _assignment(settings)
+    keys = ["agency", "entity", "record_key"]
+    both = first.join(now, on=keys, suffix="_now")
+    assert both.height == first.height  # nothing linked before was lost
+    kept = (both["person_id"] == both["person_id_now"]).mean()
+    assert kept >= 0.98, f"only {kept:.3f} of earlier records kept their person id"
+    evaluation = json.loads(runs["metrics"][1])["evaluation"]
+    assert evaluation["tapestry"]["pairwise_f1"] >= 0.95
+
+
+def test_a_full_relink_keeps_ids_and_records_lineage(linked_lake):
+    from linkage.lake import link_lake
+
+    settings, _, _ = linked_lake
+    before = _assignment(settings)
+    result = link_lake(settings, full=True, progress=lambda _: None)
+    assert result.mode == "full"
+    after = _assignment(settings)
+    both = before.join(after, on=["agency", "entity", "record_key"], suffix="_after")
+    assert both.height == before.height
+    assert (both["person_id"] == both["person_id_after"]).mean() >= 0.99
+    with lakehouse.connect(settings, read_only=True) as con:
+        lineage = con.sql("SELECT * FROM linked.person_lineage WHERE run_id = ?", params=[result.run_id]).pl()
+    changed = both.filter(pl.col("person_id") != pl.col("person_id_after"))
+    # every person id that lost records in this run has a lineage row saying where they went
+    assert set(changed["person_id"]) <= set(lineage["old_person_id"])
+
+
+def test_review_queue_holds_pseudonymous_evidence_only(linked_lake):
+    settings, _, _ = linked_lake
+    with lakehouse.connect(settings, read_only=True) as con:
+        review = con.sql("SELECT * FROM linked.review_queue").pl()
+    assert set(review.columns) >= {"record_key_l", "record_key_r", "match_probability", "evidence", "status"}
+    if review.height:
+        assert review["match_probability"].is_between(0.5, 0.95, closed="left").all()
+        weights = json.loads(review["evidence"][0])
+        assert all(k.startswith("mw_") and isinstance(v, (int, float, type(None))) for k, v in weights.items())
+
+
+def test_long_record_ids_link_as_well_as_short_ones(small_people):
+    """Regression: 80-character ids (hex pseudonyms) once made Splink's training collapse."""
+    records, truth = small_people
+    long_ids = records.with_columns(record_id=pl.lit("agency:entity:") + pl.col("record_id").str.pad_start(70, "f"))
+    short = link_records(records, progress=lambda _: None).assignments
+    long = link_records(long_ids, progress=lambda _: None).assignments
+    f_short = pairwise_metrics(short["person_id"], truth["person"])["pairwise_f1"]
+    f_long = pairwise_metrics(long["person_id"], truth["person"])["pairwise_f1"]
+    assert f_long >= 0.9 and abs(f_long - f_short) < 0.01
+
+
+def test_link_eval_scores_the_lake_against_truth(linked_lake, tmp_path):
+    from linkage.evaluation import evaluate_lake
+
+    settings, _, _ = linked_lake
+    report = evaluate_lake(settings, settings.truth, run_dir=tmp_path / "run", with_plain_splink=False,
+                           progress=lambda _: None)
+    ours, base = report["tapestry"], report["baseline_deterministic"]
+    assert ours["pairwise_f1"] >= 0.97, ours
+    assert ours["pairwise_recall"] >= base["pairwise_recall"] + 0.03
+    assert report["blocking"]["blocking_recall"] >= 0.98
+    assert report["input"]["records_without_truth"] == 0
+    assert (tmp_path / "run" / "model.json").is_file()
+    assert (tmp_path / "run" / "charts" / "match_weights.html").is_file()
