@@ -31,6 +31,7 @@ class RetentionReport:
     as_of: date
     expired: list[str] = field(default_factory=list)  # delivery ids shredded by this run
     rows_removed: int = 0
+    linked_removed: int = 0  # linked.person_record rows of removed records
     dry_run: bool = False
 
 
@@ -70,6 +71,7 @@ def apply_retention(settings: Settings, as_of: date | None = None, actor: str = 
                     report.rows_removed += _delete(con, existing, entity.contract.table, "_delivery_id")
                 _delete(con, existing, agency.quarantine_table, "_delivery_id")
             _delete(con, existing, "vault.identifiers", "delivery_id")
+            report.linked_removed = _delete_unlinked(con, existing, {agency for _, agency in expired})
             con.execute("UPDATE raw.deliveries SET status = 'expired', reason = 'retention: data key destroyed "
                         f"on {as_of.isoformat()}' WHERE delivery_id IN (SELECT delivery_id FROM _expired)")
             con.execute("COMMIT")
@@ -91,3 +93,23 @@ def _delete(con, existing: set[str], table: str, column: str) -> int:
     if table not in existing:
         return 0
     return con.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT delivery_id FROM _expired)").fetchone()[0]
+
+
+def _delete_unlinked(con, existing: set[str], agencies: set[str]) -> int:
+    """Person-level linkage rows of records no longer in raw (marts re-derive on their next build)."""
+    if "linked.person_record" not in existing:
+        return 0
+    removed = 0
+    for name in agencies:
+        for entity in BY_NAME[name].entities:
+            if entity.contract.table not in existing or not entity.contract.person_bearing:
+                continue
+            gone = (f"agency = '{name}' AND entity = '{entity.name}' AND record_key NOT IN "
+                    f"(SELECT record_key FROM {entity.contract.table} WHERE record_key IS NOT NULL)")
+            removed += con.execute(f"DELETE FROM linked.person_record WHERE {gone}").fetchone()[0]
+            if "linked.review_queue" in existing:
+                for side in ("l", "r"):
+                    con.execute(f"DELETE FROM linked.review_queue WHERE "
+                                + gone.replace("agency =", f"agency_{side} =").replace("entity =", f"entity_{side} =")
+                                .replace("record_key NOT IN", f"record_key_{side} NOT IN"))
+    return removed

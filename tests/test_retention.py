@@ -22,11 +22,16 @@ def test_retention_shreds_expired_deliveries_only(tapestry_env):
     with lakehouse.connect(settings) as con:
         old, recent = sorted(land_agency(con, BY_NAME["police"], settings, "run-1"), key=lambda r: r.file_name)
     assert (settings.archive_dir / "police" / old.delivery_id.split("@")[1]).exists()
+    from linkage.lake import DDL
+    with lakehouse.connect(settings) as con:  # each record linked to a person of its own
+        con.execute(DDL["person_record"])
+        con.execute("INSERT INTO linked.person_record SELECT record_key, 'police', 'occurrences', 'P-' || "
+                    "record_key[:8], 1.0, 'new', 'r1' FROM raw.police__occurrences")
 
     dry = apply_retention(settings, as_of=date(2026, 11, 22), dry_run=True)
     assert dry.expired == [old.delivery_id]  # police keep 6 years
     report = apply_retention(settings, as_of=date(2026, 11, 22))
-    assert report.expired == [old.delivery_id] and report.rows_removed == 2
+    assert report.expired == [old.delivery_id] and report.rows_removed == 2 and report.linked_removed == 2
 
     keyring = Keyring.open(settings)
     assert keyring.is_shredded(old.delivery_id) and not keyring.is_shredded(recent.delivery_id)
@@ -35,6 +40,8 @@ def test_retention_shreds_expired_deliveries_only(tapestry_env):
             (recent.delivery_id,)]
         vault = con.sql("SELECT * FROM vault.identifiers").pl()
         assert set(vault["delivery_id"]) == {recent.delivery_id}
+        assert con.execute("SELECT record_key FROM linked.person_record").fetchall() == con.execute(
+            "SELECT record_key FROM raw.police__occurrences").fetchall()
         assert decrypt_identifiers(vault, keyring).frame["involvement_ref"].to_list() == ["INV3"]
         assert dict(con.execute("SELECT delivery_id, status FROM raw.deliveries").fetchall()) == {
             old.delivery_id: "expired", recent.delivery_id: "loaded"}
