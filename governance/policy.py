@@ -16,6 +16,7 @@ Validation collects every problem and names its place in the YAML, e.g.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -36,12 +37,20 @@ FIELD_RULE_FALLBACKS = ("flag", "none")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _RETENTION = re.compile(r"^\s*(\d+)\s*(day|days|month|months|year|years)\s*$")
 
-_TOP_KEYS = {"version", "gateways", "purposes", "identifiers", "field_rules", "agencies", "roles"}
+_TOP_KEYS = {"version", "gateways", "purposes", "identifiers", "field_rules", "agencies", "roles", "coarse_attributes"}
 _GATEWAY_KEYS = {"title", "basis", "covers"}
 _AGENCY_KEYS = {"title", "retention"}
 _ROLE_KEYS = {"description", "purposes", "access", "health_professional", "zones"}
 _GRANT_KEYS = {"level", "gateway", "purposes"}
 _RULE_KEYS = {"agency", "fields", "only_for", "others_see"}
+
+
+# What ingestion knows how to derive, per source field (governance/split.py computes them).
+COARSE_DERIVATIONS = {
+    "date_of_birth": ("birth_year",),
+    "postcode": ("postcode_district", "residence_lsoa_code"),
+    "event_location": ("lsoa_code",),
+}
 
 
 class PolicyError(ValueError):
@@ -142,6 +151,8 @@ class Policy:
     field_rules: dict[str, FieldRule]
     agencies: dict[str, Agency]
     roles: dict[str, Role]
+    # identifier (or event location) -> coarse attributes the pseudonymous zones keep in its place
+    coarse_attributes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     # -- loading -------------------------------------------------------------------------
     @classmethod
@@ -353,9 +364,24 @@ class _Validator:
         for name, spec in self.mapping(top.get("roles", {}), "roles").items():
             roles[name] = self.role(name, spec, agencies, gateways, purposes)
 
+        coarse: dict[str, tuple[str, ...]] = {}
+        for name, kept in self.mapping(top.get("coarse_attributes", {}) or {}, "coarse_attributes").items():
+            path = f"coarse_attributes.{name}"
+            allowed = COARSE_DERIVATIONS.get(name)
+            if allowed is None:
+                self.problem(path, f"no coarse attribute can be derived from '{name}' "
+                                   f"(known: {', '.join(COARSE_DERIVATIONS)})")
+            elif not isinstance(kept, list) or not all(isinstance(k, str) for k in kept):
+                self.problem(path, "expected a list of attribute names (may be empty)")
+            elif set(kept) - set(allowed):
+                self.problem(path, f"unknown attribute(s) {', '.join(sorted(set(kept) - set(allowed)))} "
+                                   f"(from {name}: {', '.join(allowed)})")
+            else:
+                coarse[name] = tuple(kept)
+
         if self.problems:
             raise PolicyError(self.source, self.problems)
-        return Policy(self.source, gateways, purposes, identifiers, rules, agencies, roles)
+        return Policy(self.source, gateways, purposes, identifiers, rules, agencies, roles, coarse)
 
     def retention(self, value, path: str) -> Retention:
         match = _RETENTION.match(str(value)) if isinstance(value, (str, int)) else None
@@ -413,3 +439,9 @@ class _Validator:
             grants[agency] = Grant(name, agency, level, gateway if level in PERSON_LEVELS else None, narrowed)
         return Role(name, self.text(spec.get("description"), f"{path}.description"), role_purposes,
                     health is True, tuple(z for z in ROLE_ZONES if z in zone_set), grants)
+
+
+@functools.lru_cache(maxsize=1)
+def default_policy() -> Policy:
+    """The policy file shipped with this checkout (governance/policy.yaml), loaded once."""
+    return Policy.load()

@@ -47,19 +47,15 @@ class Splitter:
     def open(cls, settings) -> "Splitter":
         return cls(Keyring.open(settings))
 
-    def split(self, contract, valid: pl.DataFrame, delivery_id: str) -> Split:
+    def split(self, contract, valid: pl.DataFrame, delivery_id: str, locator=None) -> Split:
+        """``locator`` (sources.reference.locator.Locator) places postcodes and points in LSOAs;
+        without one (no reference geography loaded) the LSOA attributes stay null."""
+        coarse = _coarse(contract, valid, locator)
         if not contract.person_bearing:
-            return Split(valid, None)
+            return Split(valid.with_columns(coarse), None)
         keys = contract.key_columns()
         pseudonyms = [self.pseudonymiser.record_keys(contract.agency, valid[column]).alias(name)
                       for column, name in keys.items()]
-        coarse = []
-        if "birth_year" in contract.coarse_columns():
-            coarse.append(pl.col("date_of_birth").dt.year().cast(pl.Int32).alias("birth_year"))
-        if "postcode_district" in contract.coarse_columns():
-            compact = pl.col("postcode").str.to_uppercase().str.replace_all(r"\s", "")
-            # outward code = all but the 3-character inward code; non-UK shapes give null
-            coarse.append(compact.str.extract(r"^([A-Z]{1,2}[0-9][0-9A-Z]?)[0-9][A-Z]{2}$").alias("postcode_district"))
         with_keys = valid.with_columns(*pseudonyms, *coarse)
         vault = encrypt_identifiers(with_keys, delivery_id, "record_key", list(contract.vault_columns()),
                                     self.keyring).with_columns(pl.lit(contract.agency).alias("agency"),
@@ -86,3 +82,22 @@ class Splitter:
         key_id, rest = source.read_bytes().split(b"\n", 1)
         key = self.keyring.data_key(delivery_id, create=False)
         return AESGCM(key).decrypt(rest[:12], rest[12:], _FILE_AAD + delivery_id.encode())
+
+
+def _coarse(contract, valid: pl.DataFrame, locator) -> list[pl.Series | pl.Expr]:
+    """The coarse attributes the policy keeps in place of identifiers (Contract.coarse_columns)."""
+    wanted = contract.coarse_columns()
+    out: list[pl.Series | pl.Expr] = []
+    if "birth_year" in wanted:
+        out.append(pl.col("date_of_birth").dt.year().cast(pl.Int32).alias("birth_year"))
+    if "postcode_district" in wanted:
+        compact = pl.col("postcode").str.to_uppercase().str.replace_all(r"\s", "")
+        # outward code = all but the 3-character inward code; non-UK shapes give null
+        out.append(compact.str.extract(r"^([A-Z]{1,2}[0-9][0-9A-Z]?)[0-9][A-Z]{2}$").alias("postcode_district"))
+    if "residence_lsoa_code" in wanted:
+        out.append(locator.lsoa_for_postcodes(valid["postcode"]).alias("residence_lsoa_code") if locator
+                   else pl.lit(None, pl.String).alias("residence_lsoa_code"))
+    if "lsoa_code" in wanted:
+        out.append(locator.lsoa_for_points(valid["latitude"], valid["longitude"]).alias("lsoa_code") if locator
+                   else pl.lit(None, pl.String).alias("lsoa_code"))
+    return out

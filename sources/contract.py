@@ -119,13 +119,21 @@ class Contract:
         return tuple(c.name for c in self.columns if c.personal or c.name in keys)
 
     def coarse_columns(self) -> dict[str, str]:
-        """Coarse attributes raw keeps in place of identifiers (name -> DuckDB type)."""
-        names = {c.name for c in self.columns if c.personal}
+        """Coarse attributes raw keeps in place of identifiers (name -> DuckDB type), as the
+        sharing policy's ``coarse_attributes`` says (governance/policy.yaml)."""
+        from governance.policy import default_policy
+
+        kept = default_policy().coarse_attributes
+        personal = {c.name for c in self.columns if c.personal}
+        names = {c.name for c in self.columns}
         out = {}
-        if "date_of_birth" in names:
+        if "date_of_birth" in personal and "birth_year" in kept.get("date_of_birth", ()):
             out["birth_year"] = "INTEGER"
-        if "postcode" in names:
-            out["postcode_district"] = "VARCHAR"
+        if "postcode" in personal:
+            out |= {name: "VARCHAR" for name in kept.get("postcode", ())}
+        if {"latitude", "longitude"} <= names and "lsoa_code" not in names and "lsoa_code" in kept.get(
+                "event_location", ()):
+            out["lsoa_code"] = "VARCHAR"
         return out
 
     def check_header(self, path: Path, header: list[str]) -> None:

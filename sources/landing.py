@@ -26,6 +26,7 @@ import duckdb
 import polars as pl
 
 from governance.split import VAULT_DDL, VAULT_TABLE, Splitter
+from sources.reference.locator import Locator
 from sources.agency import Agency, Entity
 from sources.readers import ExtractError
 from tapestry.config import Settings
@@ -108,6 +109,19 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, agency: Agency) -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS {agency.quarantine_table} {QUARANTINE_COLUMNS}")
     for entity in agency.entities:
         con.execute(entity.contract.raw_ddl())
+        _add_new_columns(con, entity.contract)
+
+
+def _add_new_columns(con: duckdb.DuckDBPyConnection, contract) -> None:
+    """Additive schema evolution: columns a newer contract or policy adds (e.g. a coarse
+    attribute) are added to an existing raw table, null for rows loaded before."""
+    schema, table = contract.table.split(".")
+    have = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_catalog = 'lake' AND table_schema = ? "
+        "AND table_name = ?", [schema, table]).fetchall()}
+    for name, kind in contract.coarse_columns().items():
+        if name not in have:
+            con.execute(f'ALTER TABLE {contract.table} ADD COLUMN "{name}" {kind}')
 
 
 def _ledger(con: duckdb.DuckDBPyConnection, agency: str) -> pl.DataFrame:
@@ -131,6 +145,10 @@ def land_agency(
     sees each readable delivery as delivered (the Great Expectations suite runs there)."""
     ensure_tables(con, agency)
     splitter = Splitter.open(settings)
+    locator = Locator.from_lake(con)
+    if locator is None and any(e.contract.coarse_columns().keys() & {"lsoa_code", "residence_lsoa_code"}
+                               for e in agency.entities):
+        log(f"{agency.name}: no reference geography loaded (reference.lsoa): LSOA attributes stay empty")
     files = [p for p in agency.deliveries(settings.landing) if only is None or p.name in only]
     if only and retry_rejected:
         waiting = {p.name for p in files}
@@ -139,7 +157,7 @@ def land_agency(
     log(f"{agency.name}: {len(files)} file(s) to load from {settings.landing / agency.name}")
     results = []
     for path in files:
-        result = land_file(con, agency, path, sha256_of(path), run_id, splitter, inspect)
+        result = land_file(con, agency, path, sha256_of(path), run_id, splitter, inspect, locator)
         _move_out(settings, splitter, agency, path, result)
         log(_describe(result))
         results.append(result)
@@ -192,7 +210,8 @@ def _take_back_rejected(settings: Settings, splitter: Splitter, agency: Agency, 
 
 
 def land_file(con: duckdb.DuckDBPyConnection, agency: Agency, path: Path, sha: str, run_id: str,
-              splitter: Splitter, inspect: Callable[[Entity, pl.DataFrame, str], None] | None = None) -> FileResult:
+              splitter: Splitter, inspect: Callable[[Entity, pl.DataFrame, str], None] | None = None,
+              locator: Locator | None = None) -> FileResult:
     did = delivery_id(agency.name, path.name, sha)
     stat = path.stat()
     base = dict(delivery_id=did, agency=agency.name, file_name=path.name, file_sha256=sha, file_bytes=stat.st_size,
@@ -224,7 +243,7 @@ def land_file(con: duckdb.DuckDBPyConnection, agency: Agency, path: Path, sha: s
     now = datetime.now(timezone.utc)
     lineage = [pl.lit(did).alias("_delivery_id"), pl.lit(path.name).alias("_file_name"), pl.lit(sha).alias("_file_sha256"),
                pl.lit(now, dtype=pl.Datetime("us", "UTC")).alias("_ingested_at")]
-    split = splitter.split(entity.contract, checked.valid, did)
+    split = splitter.split(entity.contract, checked.valid, did, locator)
     valid = split.content.with_columns(lineage)
     quarantined = checked.quarantined.with_columns(pl.lit(entity.name).alias("entity"), *lineage)
     if entity.contract.person_bearing and quarantined.height:

@@ -24,8 +24,9 @@ OCCURRENCES = Contract(
         C("HOClassDescription", "ho_class_description"),
         C("DomesticAbuseFlag", "domestic_abuse", "flag"),
         C("KnifeFlag", "knife_or_sharp_instrument", "flag"),
-        C("Latitude", "latitude", "float"),
-        C("Longitude", "longitude", "float"),
+        # where it happened: for a domestic incident, the victim's home; vaulted, raw keeps its LSOA
+        C("Latitude", "latitude", "float", personal=True),
+        C("Longitude", "longitude", "float", personal=True),
         C("BeatCode", "beat_code"),
         C("LocationDescription", "location_description"),
         C("PersonRole", "person_role", required=True, codes=ROLES, codes_hard=True, upper=True),
