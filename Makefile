@@ -21,6 +21,7 @@ help:
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
 	@$(UV) sync --frozen --quiet
+	@$(UV) run python -m orchestration.dbt_project prepare >/dev/null  # dbt manifest for Dagster (dbt parse)
 
 demo: install
 	$(UV) run tapestry synth --persons $(PERSONS) --seed $(SEED) --force

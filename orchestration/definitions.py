@@ -1,15 +1,16 @@
 """Tapestry's Dagster definitions: `dagster dev -m orchestration.definitions` (or `tapestry ui`)."""
 import dagster as dg
 
+from orchestration.dbt import DBT_RESOURCE, TRANSFORM_JOB, transforms_dbt_assets
 from orchestration.linked import LINK_JOB, person_record
 from orchestration.raw import RAW_ASSETS
 from orchestration.resources import LakehouseResource
 from orchestration.schedules import INGEST_JOBS, SCHEDULES, landing_sensor
 
 defs = dg.Definitions(
-    assets=[*RAW_ASSETS, person_record],
-    resources={"lakehouse": LakehouseResource()},
-    jobs=[*INGEST_JOBS.values(), LINK_JOB],
+    assets=[*RAW_ASSETS, person_record, transforms_dbt_assets],
+    resources={"lakehouse": LakehouseResource(), "dbt": DBT_RESOURCE},
+    jobs=[*INGEST_JOBS.values(), LINK_JOB, TRANSFORM_JOB],
     schedules=SCHEDULES,
     sensors=[landing_sensor],
 )

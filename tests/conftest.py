@@ -22,3 +22,12 @@ def tapestry_env(tmp_path, monkeypatch):
                  "TAPESTRY_POSTGRES_DSN", "DAGSTER_HOME"):
         monkeypatch.delenv(name, raising=False)
     return Settings.from_env()
+
+
+@pytest.fixture(scope="session")
+def dbt_manifest():
+    """transforms/target/manifest.json, which dagster-dbt reads when the definitions import:
+    `dbt parse` when it is missing or older than the dbt project's files (a clean clone)."""
+    from orchestration.dbt_project import prepare_manifest
+
+    return prepare_manifest()

@@ -1,0 +1,45 @@
+with
+
+source as (
+
+    select * from {{ source('raw', 'probation__caseload') }}
+    where {{ in_current_delivery() }}
+
+),
+
+renamed as (
+
+    select
+        -- keys: the CRN is both the record and the person id, so both pseudonyms are the
+        -- record_key (raw stores it once)
+        record_key,
+        record_key as person_key,
+
+        -- the snapshot date is the delivery tag of the file name (caseload_<YYYY-MM-DD>.xlsx)
+        try_cast(regexp_extract(_file_name, '(\d{4}-\d{2}-\d{2})', 1) as date) as snapshot_date,
+
+        -- supervision
+        sentence_type,
+        cast(supervision_start_date as date) as supervision_start_date,
+        rosh,
+        cast(mappa_category as integer) as mappa_category,
+        cast(mappa_level as integer) as mappa_level,
+        probation_delivery_unit,
+
+        -- person
+        gender,
+        cast(birth_year as integer) as birth_year,
+        postcode_district,
+        {{ optional_column(source('raw', 'probation__caseload'), 'residence_lsoa_code', 'varchar') }},
+
+        -- lineage
+        _delivery_id,
+        _row_number,
+        _ingested_at,
+        _warnings
+
+    from source
+
+)
+
+select * from renamed
