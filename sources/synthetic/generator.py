@@ -16,12 +16,14 @@ from sources.synthetic import events as E
 from sources.synthetic import extracts as X
 from sources.synthetic.extracts import _str
 from sources.synthetic.faults import inject_faults as _inject_faults
-from sources.synthetic.geography import load_geography
+from sources.reference.writer import write_reference_folder
+from sources.synthetic.geography import load_geography, reference_frames
 from sources.synthetic.population import GeoIndex, make_chunk
 from sources.synthetic.streetsafe import streetsafe_reports
 from sources.synthetic.truth_readme import TRUTH_README
 
 AGENCIES = ("police", "childrens_social_care", "adult_social_care", "probation", "nhs", "streetsafe")
+REFERENCE_DIR = "reference"  # <landing>/reference/: the geography as public-format reference files
 CHUNK_PERSONS = 50_000
 NDJSON_PART_LINES = 100_000
 MAX_PERSONS = 9_000_000
@@ -58,7 +60,7 @@ def _is_inside(child: Path, parent: Path) -> bool:
         return False
 
 
-def _prepare_dirs(out: Path, truth: Path, overwrite: bool) -> None:
+def _prepare_dirs(out: Path, truth: Path, overwrite: bool, reference: bool = False) -> None:
     out_r, truth_r = out.resolve(), truth.resolve()
     if _is_inside(truth_r, out_r):
         raise ValueError(
@@ -67,7 +69,8 @@ def _prepare_dirs(out: Path, truth: Path, overwrite: bool) -> None:
         )
     if _is_inside(out_r, truth_r):
         raise ValueError(f"the landing folder must not be inside the truth folder (out={out}, truth={truth})")
-    busy = [a for a in AGENCIES if (out / a).is_dir() and any(p.is_file() for p in (out / a).rglob("*"))]
+    owned = AGENCIES + ((REFERENCE_DIR,) if reference else ())
+    busy = [a for a in owned if (out / a).is_dir() and any(p.is_file() for p in (out / a).rglob("*"))]
     truth_busy = truth.is_dir() and any(truth.iterdir())
     if (busy or truth_busy) and not overwrite:
         where = ", ".join(str(out / a) for a in busy) or str(truth)
@@ -75,7 +78,7 @@ def _prepare_dirs(out: Path, truth: Path, overwrite: bool) -> None:
             f"refusing to write: {where} already holds files; pick an empty folder or use overwrite/--force"
         )
     if overwrite:
-        for a in AGENCIES:
+        for a in owned:
             if (out / a).exists():
                 shutil.rmtree(out / a)
         if truth.is_dir():
@@ -233,8 +236,15 @@ def generate(
     months: int = 24,
     progress: Callable[[str], None] | None = None,
     overwrite: bool = False,
+    write_reference: bool = False,
 ) -> dict:
-    """Generate a synthetic population and its agency extracts. See sources/synthetic/README.md."""
+    """Generate a synthetic population and its agency extracts. See sources/synthetic/README.md.
+
+    ``write_reference=True`` also writes the geography it used (built-in or ``geography``)
+    as public-format reference files into ``out/reference/`` (LSOA centroids, LA codes, the
+    LSOA 2011->2021 lookup, IMD 2019 File_1 / File_6, an NSPL-style postcode lookup), so a
+    demo loads it like real downloads (``sources.reference.load_reference``).
+    """
     t0 = time.perf_counter()
     say = progress or (lambda _msg: None)
     if not 1 <= persons <= MAX_PERSONS:
@@ -247,13 +257,16 @@ def generate(
         raise ValueError(f"start must be an ISO date YYYY-MM-DD (got {start!r})") from exc
     out = Path(out)
     truth = Path(truth) if truth is not None else out.parent / f"{out.name}_truth"
-    _prepare_dirs(out, truth, overwrite)
+    _prepare_dirs(out, truth, overwrite, write_reference)
 
     period = E.Period(start, months)
     geo = load_geography(Path(geography) if geography else None, seed)
     gi = GeoIndex(geo)
     say(f"geography: {geo.lsoas.height:,} LSOAs, {geo.postcodes.height:,} postcodes ({geo.mode})")
     geo.lsoas.write_parquet(truth / "lsoas.parquet")
+    reference_files = (
+        write_reference_folder(out / REFERENCE_DIR, *reference_frames(geo, seed)) if write_reference else []
+    )
     salt = seed % 1_000_003
     counters = X.Counters({})
     landing = _Landing(out, period)
@@ -399,6 +412,7 @@ def generate(
         "records": sinks["records"].rows,
         "events": sinks["events"].rows,
         "faults_injected": len(faults),
+        **({"reference": [f"{REFERENCE_DIR}/{f}" for f in reference_files]} if write_reference else {}),
         "landing": str(out),
         "truth": str(truth),
     }

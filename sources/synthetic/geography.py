@@ -7,14 +7,13 @@ Two modes, both returning a :class:`Geography` (one row per LSOA and one per pos
   with a real one), names ``"<LA name> S001A"``; centroids lie inside the LA's
   approximate lat/lon box, more deprived LSOAs cluster near the main town centre;
   populations ~1,500; a synthetic IMD 2019 decile drawn from a per-LA profile.
-* real (``geography=DIR``): LSOAs read from ``DIR/geography/lsoa21/<LA>.geojson``
-  (falls back to ``lsoa11``), centroids from ``DIR/geography/lsoa_latlong_england.csv``
-  (else the GeoJSON LAT/LONG or the mean of the first ring), IMD decile and population
-  from ``DIR/imd2019/File_1...csv.gz`` and ``File_6...csv.gz``. IMD is by LSOA 2011: an
-  LSOA 2021 is mapped through the ``lsoa11cd`` column of the centroid file, else by code
-  equality (most codes are unchanged); LSOAs still unmatched take their LA's median
-  decile and a population of 1,500. A 2011 LSOA split into several 2021 LSOAs shares
-  its population equally.
+* real (``geography=DIR``): the LSOAs of the 13 LAs read by :mod:`sources.reference`
+  (the reader the pipeline uses for its reference tables; see sources/reference/README.md):
+  LSOAs from ``DIR/geography/lsoa21/<LA>.geojson`` (``lsoa11`` when not every LA has a
+  2021 file), centroids from ``DIR/geography/lsoa_latlong_england.csv`` (else the GeoJSON),
+  IMD decile and population from ``DIR/imd2019/File_1...`` and ``File_6...`` (by LSOA 2011;
+  a 2021 LSOA takes them from its 2011 predecessors, see the reader). LSOAs still without
+  them take their LA's median decile and a population of 1,500.
 
 Postcodes are always synthetic: real outward codes for each LA, a synthetic inward code
 (digit + two letters from the Royal Mail inward letter set), each postcode in exactly one
@@ -23,14 +22,13 @@ LSOA (a sector ``outward + digit`` may span LSOAs, as real ones do).
 
 from __future__ import annotations
 
-import gzip
-import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+from sources.reference.reader import read_reference
 
 # code: (name, population 2021 (approx), lat_min, lat_max, lon_min, lon_max, centre lat, centre lon,
 #        outward codes, DfE LA number, upper-tier (social care) authority code, town)
@@ -269,6 +267,7 @@ class Geography:
     postcodes: pl.DataFrame  # postcode, lsoa_code, la_code, lat, lon
     mode: str  # "builtin" | "real"
     source_note: str
+    age_bands: pl.DataFrame | None = None  # real mode: lsoa_code, population_0_15, population_16_plus (nullable)
 
 
 def la_table() -> pl.DataFrame:
@@ -320,108 +319,34 @@ def _builtin_lsoas(rng: np.random.Generator) -> pl.DataFrame:
     return pl.concat(frames).with_columns(synthetic=pl.lit(True))
 
 
-def _find(d: Path, pattern: str, what: str) -> Path:
-    hits = sorted(d.glob(pattern)) if d.is_dir() else []
-    if not hits:
-        raise FileNotFoundError(f"geography folder incomplete: {what} not found ({d / pattern})")
-    return hits[0]
-
-
-def _read_csv_any(path: Path) -> pl.DataFrame:
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
-        raw = gzip.decompress(raw)
-    return pl.read_csv(io.BytesIO(raw), infer_schema_length=0, encoding="utf8-lossy")
-
-
-def _real_lsoas(root: Path) -> pl.DataFrame:
+def _real_lsoas(root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The Thames Valley LSOAs of a folder laid out like the public downloads, read by
+    sources.reference (one reader for the generator and the pipeline). Returns the LSOAs
+    and their age bands (lsoa_code, population_0_15, population_16_plus)."""
     geo = root / "geography"
-    rows = []
-    for la, meta in LAS.items():
-        path = geo / "lsoa21" / f"{la}.geojson"
-        key = "LSOA21CD"
-        if not path.exists():
-            path = geo / "lsoa11" / f"{la}.geojson"
-            key = "LSOA11CD"
-        if not path.exists():
-            raise FileNotFoundError(
-                f"geography folder incomplete: {geo / 'lsoa21' / (la + '.geojson')} (or lsoa11) not found"
-            )
-        with path.open("rb") as f:
-            fc = json.load(f)
-        for feat in fc.get("features", []):
-            p = feat.get("properties", {})
-            code = p.get(key)
-            name = p.get(key[:-2] + "NM") or code
-            lat, lon = p.get("LAT"), p.get("LONG")
-            if lat is None or lon is None:
-                try:
-                    g = feat["geometry"]
-                    ring = g["coordinates"][0] if g["type"] == "Polygon" else g["coordinates"][0][0]
-                    arr = np.asarray(ring, dtype=float)
-                    lon, lat = float(arr[:, 0].mean()), float(arr[:, 1].mean())
-                except Exception:  # noqa: BLE001 - fall back to LA centre
-                    lat, lon = meta[6], meta[7]
-            rows.append((code, name, la, meta[0], float(lat), float(lon)))
-    df = pl.DataFrame(rows, schema=["lsoa_code", "lsoa_name", "la_code", "la_name", "lat_g", "lon_g"], orient="row")
-
-    cent_path = geo / "lsoa_latlong_england.csv"
-    if not cent_path.exists():
-        raise FileNotFoundError(f"geography folder incomplete: {cent_path} not found")
-    cent = (
-        pl.scan_csv(cent_path, infer_schema_length=0)
-        .select(
-            pl.col("LSOACD").alias("lsoa_code"),
-            pl.col("latitude").cast(pl.Float64).alias("lat_c"),
-            pl.col("longitude").cast(pl.Float64).alias("lon_c"),
-            (
-                pl.col("lsoa11cd")
-                if "lsoa11cd" in pl.scan_csv(cent_path).collect_schema().names()
-                else pl.col("LSOACD")
-            ).alias("lsoa11"),
+    complete = {v: all((geo / f"lsoa{v[2:]}" / f"{la}.geojson").exists() for la in LAS) for v in ("2021", "2011")}
+    vintage = next((v for v, ok in complete.items() if ok), None)
+    if vintage is None:
+        missing = next(la for la in LAS if not (geo / "lsoa21" / f"{la}.geojson").exists())
+        raise FileNotFoundError(
+            f"geography folder incomplete: {geo / 'lsoa21' / (missing + '.geojson')} (or lsoa11) not found"
         )
-        .filter(pl.col("lsoa_code").is_in(df["lsoa_code"].to_list()))
-        .collect()
-    )
-    df = (
-        df.join(cent, on="lsoa_code", how="left")
-        .with_columns(
-            lat=pl.coalesce("lat_c", "lat_g"),
-            lon=pl.coalesce("lon_c", "lon_g"),
-            lsoa11=pl.coalesce("lsoa11", "lsoa_code"),
-        )
-        .drop("lat_c", "lon_c", "lat_g", "lon_g")
-    )
-
-    imd_dir = root / "imd2019"
-    f1 = _read_csv_any(_find(imd_dir, "File_1*.csv*", "IMD 2019 File_1 (IMD decile)"))
-    f1 = f1.select(
-        pl.col(f1.columns[0]).alias("lsoa11"),
-        pl.col([c for c in f1.columns if "Decile" in c and "Multiple" in c][0]).cast(pl.Int8).alias("imd_decile"),
-    )
-    df = df.join(f1, on="lsoa11", how="left")
-    try:
-        f6 = _read_csv_any(_find(imd_dir, "File_6*.csv*", "IMD 2019 File_6 (population denominators)"))
-        popcol = [c for c in f6.columns if c.startswith("Total population")][0]
-        f6 = f6.select(
-            pl.col(f6.columns[0]).alias("lsoa11"), pl.col(popcol).str.replace_all(",", "").cast(pl.Int64).alias("pop11")
-        )
-        df = df.join(f6, on="lsoa11", how="left")
-    except FileNotFoundError:
-        df = df.with_columns(pop11=pl.lit(None, pl.Int64))
-    df = df.with_columns(n_split=pl.len().over("lsoa11"))
-    df = df.with_columns(
-        population=(pl.col("pop11") / pl.col("n_split")).round().cast(pl.Int64).fill_null(1500),
-        imd_decile=pl.col("imd_decile")
+    ref = read_reference(root, la_codes=list(LAS), vintage=vintage).lsoa
+    df = ref.select(
+        "lsoa_code",
+        "lsoa_name",
+        "la_code",
+        "la_name",
+        pl.col("latitude").alias("lat"),
+        pl.col("longitude").alias("lon"),
+        pl.col("population").cast(pl.Int64).fill_null(1500),
+        pl.col("imd_decile")
         .fill_null(pl.col("imd_decile").median().over("la_code").round().cast(pl.Int8))
         .fill_null(5)
         .cast(pl.Int8),
     )
-    return (
-        df.select("lsoa_code", "lsoa_name", "la_code", "la_name", "lat", "lon", "population", "imd_decile")
-        .with_columns(synthetic=pl.lit(False))
-        .sort("la_code", "lsoa_code")
-    )
+    lsoas = df.with_columns(synthetic=pl.lit(False)).sort("la_code", "lsoa_code")
+    return lsoas, ref.select("lsoa_code", "population_0_15", "population_16_plus")
 
 
 def _postcodes(lsoas: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
@@ -466,6 +391,7 @@ def _postcodes(lsoas: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
 
 def load_geography(geography: Path | None, seed: int) -> Geography:
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 1001])))
+    bands = None
     if geography is None:
         lsoas = _builtin_lsoas(rng)
         mode, note = "builtin", "synthetic LSOAs E019xxxxx (built in)"
@@ -473,6 +399,60 @@ def load_geography(geography: Path | None, seed: int) -> Geography:
         root = Path(geography)
         if not root.is_dir():
             raise FileNotFoundError(f"geography folder not found: {root}")
-        lsoas = _real_lsoas(root)
+        lsoas, bands = _real_lsoas(root)
         mode, note = "real", "LSOAs from the given geography folder"
-    return Geography(lsoas=lsoas, postcodes=_postcodes(lsoas, rng), mode=mode, source_note=note)
+    return Geography(lsoas=lsoas, postcodes=_postcodes(lsoas, rng), mode=mode, source_note=note, age_bands=bands)
+
+
+REGION = ("E12000008", "South East")
+
+
+def reference_frames(geo: Geography, seed: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The geography as the frames ``sources.reference.writer.write_reference_folder`` takes:
+    (LSOAs, postcodes, local authorities).
+
+    Age bands: the real 0-15 count where the geography folder gave it, else a synthetic
+    share of the population (more children and fewer over-60s in deprived LSOAs); the rest
+    is 16+, split into 16-59 / 60+ the same way. Built-in geography only: synthetic MSOAs
+    (``E029xxxxx``, the four LSOAs sharing a name stem ``<LA> S001``) and wards (``E059xxxxx``,
+    one per MSOA). Uses its own random stream, so the rest of the output is unchanged.
+    """
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 1002])))
+    ls = geo.lsoas.sort("lsoa_code")
+    n = ls.height
+    pop = ls["population"].to_numpy().astype(float)
+    tilt = (5.5 - ls["imd_decile"].to_numpy().astype(float)) / 4.5  # +1 most deprived .. -1 least
+    child = np.clip(0.19 + 0.04 * tilt + rng.normal(0, 0.025, n), 0.08, 0.35)
+    older = np.clip(0.23 - 0.05 * tilt + rng.normal(0, 0.03, n), 0.05, 0.45)
+    p015 = np.round(pop * child)
+    if geo.age_bands is not None:
+        real = ls.select("lsoa_code").join(geo.age_bands, on="lsoa_code", how="left")["population_0_15"]
+        p015 = np.where(real.is_not_null().to_numpy(), real.fill_null(0).to_numpy(), p015).clip(0, pop)
+    p16 = pop - p015  # the bands add up to the LSOA's population
+    p60 = np.round(p16 * older / (1 - child))
+    lsoas = ls.select(
+        "lsoa_code",
+        "lsoa_name",
+        "la_code",
+        "la_name",
+        pl.col("lat").alias("latitude"),
+        pl.col("lon").alias("longitude"),
+        "imd_decile",
+        pl.col("population").cast(pl.Int64),
+        pl.Series(p015).cast(pl.Int64).alias("population_0_15"),
+        pl.Series(p16 - p60).cast(pl.Int64).alias("population_16_59"),
+        pl.Series(p60).cast(pl.Int64).alias("population_60_plus"),
+    )
+    if geo.mode == "builtin":
+        stem = pl.col("lsoa_name").str.slice(0, pl.col("lsoa_name").str.len_chars() - 1)
+        groups = lsoas.select(pl.concat_str("la_code", stem).alias("_g")).to_series()
+        serial = groups.rank("dense").cast(pl.Int64) - 1
+        lsoas = lsoas.with_columns(
+            msoa_code=pl.format("E029{}", serial.cast(pl.String).str.zfill(5)),
+            ward_code=pl.format("E059{}", serial.cast(pl.String).str.zfill(5)),
+        )
+    postcodes = geo.postcodes.select(
+        "postcode", "lsoa_code", pl.col("lat").alias("latitude"), pl.col("lon").alias("longitude")
+    )
+    las = la_table().with_columns(region_code=pl.lit(REGION[0]), region_name=pl.lit(REGION[1]))
+    return lsoas, postcodes, las
