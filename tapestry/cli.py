@@ -72,9 +72,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from governance import cli as governance_cli
     from linkage import cli as linkage_cli
+    from marts import cli as marts_cli
 
     governance_cli.register(commands)
     linkage_cli.register(commands)
+    marts_cli.register(commands)
 
     info = commands.add_parser("info", help="show where the lakehouse, landing, Dagster storage and keys live")
     info.set_defaults(func=_info)
