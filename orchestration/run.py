@@ -26,7 +26,7 @@ def _progress_to_stdout() -> logging.Handler:
     return handler
 
 
-DOWNSTREAM_JOBS = ("link",)  # after ingestion, in this order
+DOWNSTREAM_JOBS = ("link", "transform", "publish_marts")  # after ingestion, in this order
 
 
 def run_all(settings: Settings, agencies: list[str] | None = None) -> int:
@@ -42,34 +42,34 @@ def run_all(settings: Settings, agencies: list[str] | None = None) -> int:
     print(f"  landing: {settings.landing}")
     handler = _progress_to_stdout()
     started, outcomes = time.monotonic(), []
+
+    def execute(instance, name: str, tags: dict | None = None):
+        result = defs.resolve_job_def(name).execute_in_process(
+            instance=instance, tags=tags, raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
+        outcomes.append((name, result))
+        return result
+
     try:
         with dg.DagsterInstance.get() as instance:
+            if (settings.landing / "reference").is_dir():  # coarsening at ingestion needs it first
+                print("Running job load_reference")
+                execute(instance, "load_reference")
             for agency in chosen:
                 tags = plan_run(instance, agency, settings)
-                if tags is None:
-                    continue
-                job = defs.resolve_job_def(ingest_job_name(agency))
-                result = job.execute_in_process(
-                    instance=instance, tags=tags, raise_on_error=False,
-                    run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-                )
-                outcomes.append((agency, result))
+                if tags is not None:
+                    execute(instance, ingest_job_name(agency), tags)
             if all(r.success for _, r in outcomes) and _downstream_stale(settings):
                 for name in DOWNSTREAM_JOBS:
                     print(f"Running job {name}")
-                    result = defs.resolve_job_def(name).execute_in_process(
-                        instance=instance, raise_on_error=False,
-                        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
-                    outcomes.append((name, result))
-                    if not result.success:
+                    if not execute(instance, name).success:
                         break
     finally:
         log.removeHandler(handler)
     seconds = time.monotonic() - started
     ok = all(r.success for _, r in outcomes)
     print(f"\nPipeline {'succeeded' if ok else 'FAILED'} in {seconds:.1f}s ({len(outcomes)} run(s))")
-    for job, result in outcomes:
-        name = job if isinstance(job, str) else ingest_job_name(job)
+    for name, result in outcomes:
         print(f"  {'ok    ' if result.success else 'FAILED'} {name}  run {result.run_id}")
         for event in result.all_events:
             if event.is_step_failure:

@@ -106,13 +106,15 @@ def _synth(args: argparse.Namespace) -> int:
         summary = generate(
             persons=args.persons, seed=args.seed, out=out, truth=args.truth, geography=args.geography,
             inject_faults=args.inject_faults, error_scale=args.error_scale, start=args.start,
-            months=args.months, progress=print, overwrite=args.force,
+            months=args.months, progress=print, overwrite=args.force, write_reference=True,
         )
     except (ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
     print(f"\nGenerated {summary['persons']:,} persons in {time.monotonic() - started:.1f}s")
     print(f"  landing: {out}")
     print(f"  truth:   {summary.get('truth', '')} (never read by the pipeline)")
+    if summary.get("reference"):
+        print(f"  reference geography: {len(summary['reference'])} public-format file(s) in {out / 'reference'}")
     for agency, files in sorted(summary.get("files", {}).items()):
         rows = sum(f.get("rows", 0) for f in files) if isinstance(files, list) else files
         count = len(files) if isinstance(files, list) else ""
