@@ -92,7 +92,10 @@ person_records as (
         case when count(distinct person_id) = 1 then any_value(person_id) end as person_id,
         max(match_confidence) as match_confidence
 
-    from {{ source('linked', 'person_record') }}
+    from (
+        {{ source_or_empty('linked', 'person_record', {'record_key': 'varchar', 'agency': 'varchar',
+            'entity': 'varchar', 'person_id': 'varchar', 'match_confidence': 'double'}) }}
+    ) as linked
     group by agency, entity, record_key
 
 ),
