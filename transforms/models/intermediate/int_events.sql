@@ -135,11 +135,9 @@ police_occurrence_events as (
         occurrences.ho_class_description as event_label,
         cast(occurrences.recorded_at as date) as event_date,
         occurrences.recorded_at as event_at,
-        cast(null as varchar) as la_code,
         occurrences.lsoa_code,
         occurrences.residence_lsoa_code,
         lower(occurrences.person_role) as person_role,
-        cast(null as varchar) as severity,
         coalesce(occurrences.is_domestic_abuse, false) as is_domestic_abuse,
         coalesce(occurrences.involves_knife, false)
             or coalesce(offence_groups.event_type = 'knife_crime', false) as involves_knife,
@@ -159,18 +157,9 @@ police_street_events as (
         'police' as agency,
         'street' as entity,
         coalesce(street_crime_types.event_type, 'other_crime') as event_type,
-        cast(null as varchar) as event_code,
         street.crime_type as event_label,
         street.crime_month as event_date,
-        cast(null as timestamp) as event_at,
-        cast(null as varchar) as la_code,
         street.lsoa_code,
-        cast(null as varchar) as residence_lsoa_code,
-        cast(null as varchar) as person_role,
-        cast(null as varchar) as severity,
-        false as is_domestic_abuse,
-        false as involves_knife,
-        cast(null as varchar) as record_key,
         street._delivery_id,
         street._row_number
 
@@ -187,16 +176,10 @@ csc_referral_events as (
         'referrals' as entity,
         'referral' as event_type,
         referral_source as event_code,
-        cast(null as varchar) as event_label,
         referral_date as event_date,
-        cast(null as timestamp) as event_at,
         la_code,
-        cast(null as varchar) as lsoa_code,
         residence_lsoa_code,
         'subject' as person_role,
-        cast(null as varchar) as severity,
-        false as is_domestic_abuse,
-        false as involves_knife,
         record_key,
         _delivery_id,
         _row_number
@@ -214,15 +197,11 @@ csc_assessment_factor_events as (
         factor_code as event_code,
         factor_description as event_label,
         assessment_start_date as event_date,
-        cast(null as timestamp) as event_at,
         la_code,
-        cast(null as varchar) as lsoa_code,
         referral_residence.residence_lsoa_code,
         'subject' as person_role,
-        cast(null as varchar) as severity,
         -- CIN assessment factors 3A/3B/3C: domestic abuse concerning the child, a parent/carer, another person
         coalesce(factor_code in ('3A', '3B', '3C'), false) as is_domestic_abuse,
-        false as involves_knife,
         factors.record_key,
         factors._delivery_id,
         factors._row_number
@@ -248,14 +227,9 @@ csc_cp_plan_events as (
             when 'MUL' then 'Multiple categories'
         end as event_label,
         cp_plan_start_date as event_date,
-        cast(null as timestamp) as event_at,
         la_code,
-        cast(null as varchar) as lsoa_code,
         residence_lsoa_code,
         'subject' as person_role,
-        cast(null as varchar) as severity,
-        false as is_domestic_abuse,
-        false as involves_knife,
         record_key,
         _delivery_id,
         _row_number
@@ -273,14 +247,10 @@ asc_s42_events as (
         type_of_abuse as event_code,
         type_of_abuse as event_label,
         enquiry_start_date as event_date,
-        cast(null as timestamp) as event_at,
         la_code,
-        cast(null as varchar) as lsoa_code,
         residence_lsoa_code,
         'subject' as person_role,
-        cast(null as varchar) as severity,
         coalesce(type_of_abuse = 'Domestic abuse', false) as is_domestic_abuse,
-        false as involves_knife,
         record_key,
         _delivery_id,
         _row_number
@@ -301,14 +271,9 @@ probation_events as (
                 then 'MAPPA category ' || mappa_category || coalesce(' level ' || mappa_level, '') end
         ) as event_label,
         coalesce(snapshot_date, supervision_start_date) as event_date,
-        cast(null as timestamp) as event_at,
-        cast(null as varchar) as la_code,
-        cast(null as varchar) as lsoa_code,
         residence_lsoa_code,
         'subject' as person_role,
         rosh as severity,
-        false as is_domestic_abuse,
-        false as involves_knife,
         record_key,
         _delivery_id,
         _row_number
@@ -335,12 +300,8 @@ nhs_encounter_events as (
         ) as event_label,
         cast(arrived_at as date) as event_date,
         arrived_at as event_at,
-        cast(null as varchar) as la_code,
-        cast(null as varchar) as lsoa_code,
         patient_residence.residence_lsoa_code,
         'subject' as person_role,
-        cast(null as varchar) as severity,
-        false as is_domestic_abuse,
         coalesce(injury_intent = 'assault' and regexp_matches(lower(assault_method), 'knife|blade|sharp'), false)
             as involves_knife,
         encounters.record_key,
@@ -359,20 +320,12 @@ streetsafe_events as (
         'streetsafe' as agency,
         'reports' as entity,
         'unsafe_place_report' as event_type,
-        cast(null as varchar) as event_code,
         nullif(array_to_string(
             list_concat(coalesce(environmental_reasons, []), coalesce(behavioural_reasons, [])), '; '
         ), '') as event_label,
         cast(submitted_at as date) as event_date,
         submitted_at as event_at,
-        cast(null as varchar) as la_code,
         lsoa_code,
-        cast(null as varchar) as residence_lsoa_code,
-        cast(null as varchar) as person_role,
-        cast(null as varchar) as severity,
-        false as is_domestic_abuse,
-        false as involves_knife,
-        cast(null as varchar) as record_key,
         _delivery_id,
         _row_number
 
@@ -382,6 +335,7 @@ streetsafe_events as (
 
 unioned as (
 
+    -- by name: a column a branch does not have is null there (flags default to false below)
     select * from police_occurrence_events
     union all by name
     select * from police_street_events
@@ -421,8 +375,8 @@ final as (
         unioned.residence_lsoa_code,
         unioned.person_role,
         unioned.severity,
-        unioned.is_domestic_abuse,
-        unioned.involves_knife,
+        coalesce(unioned.is_domestic_abuse, false) as is_domestic_abuse,
+        coalesce(unioned.involves_knife, false) as involves_knife,
         legal_gateways.legal_gateway,
         unioned.record_key,
         unioned._delivery_id as delivery_id

@@ -25,15 +25,10 @@ renamed as (
 
         -- adult
         gender,
-        cast(birth_year as integer) as birth_year,
-        postcode_district,
-        {{ optional_column(source('raw', 'adult_social_care__s42_enquiries'), 'residence_lsoa_code', 'varchar') }},
+        {{ coarse_person_columns(source('raw', 'adult_social_care__s42_enquiries')) }},
 
         -- lineage
-        _delivery_id,
-        _row_number,
-        _ingested_at,
-        _warnings
+        {{ lineage_columns() }}
 
     from source
 

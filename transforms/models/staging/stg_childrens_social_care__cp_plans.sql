@@ -23,15 +23,10 @@ renamed as (
 
         -- child
         gender,
-        cast(birth_year as integer) as birth_year,
-        postcode_district,
-        {{ optional_column(source('raw', 'childrens_social_care__cp_plans'), 'residence_lsoa_code', 'varchar') }},
+        {{ coarse_person_columns(source('raw', 'childrens_social_care__cp_plans')) }},
 
         -- lineage
-        _delivery_id,
-        _row_number,
-        _ingested_at,
-        _warnings
+        {{ lineage_columns() }}
 
     from source
 

@@ -29,10 +29,7 @@ renamed as (
         assault_method,
 
         -- lineage
-        _delivery_id,
-        _row_number,
-        _ingested_at,
-        _warnings
+        {{ lineage_columns() }}
 
     from source
 

@@ -18,15 +18,10 @@ renamed as (
         -- patient
         gender,
         city,
-        cast(birth_year as integer) as birth_year,
-        postcode_district,
-        {{ optional_column(source('raw', 'nhs__patient'), 'residence_lsoa_code', 'varchar') }},
+        {{ coarse_person_columns(source('raw', 'nhs__patient')) }},
 
         -- lineage
-        _delivery_id,
-        _row_number,
-        _ingested_at,
-        _warnings
+        {{ lineage_columns() }}
 
     from source
 

@@ -30,15 +30,10 @@ renamed as (
         person_role,
         gender,
         self_defined_ethnicity,
-        cast(birth_year as integer) as birth_year,
-        postcode_district,
-        {{ optional_column(source('raw', 'police__occurrences'), 'residence_lsoa_code', 'varchar') }},
+        {{ coarse_person_columns(source('raw', 'police__occurrences')) }},
 
         -- lineage
-        _delivery_id,
-        _row_number,
-        _ingested_at,
-        _warnings
+        {{ lineage_columns() }}
 
     from source
 

@@ -28,15 +28,10 @@ renamed as (
 
         -- person
         gender,
-        cast(birth_year as integer) as birth_year,
-        postcode_district,
-        {{ optional_column(source('raw', 'probation__caseload'), 'residence_lsoa_code', 'varchar') }},
+        {{ coarse_person_columns(source('raw', 'probation__caseload')) }},
 
         -- lineage
-        _delivery_id,
-        _row_number,
-        _ingested_at,
-        _warnings
+        {{ lineage_columns() }}
 
     from source
 

@@ -19,10 +19,7 @@ renamed as (
         behavioural_reasons,
 
         -- lineage
-        _delivery_id,
-        _row_number,
-        _ingested_at,
-        _warnings
+        {{ lineage_columns() }}
 
     from source
 
