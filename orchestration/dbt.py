@@ -2,7 +2,8 @@
 lands in (``staging/<name>``, group ``staging``), each dbt test an asset check, the dbt sources
 the raw assets (``raw/<agency>``) and the linkage asset (``linked/person_record``) they read.
 
-One ``dbt build`` per run, in dbt_environment (see orchestration/dbt_project.py), holding the
+One ``dbt build`` per run (after making sure every agency's raw tables exist, empty before its
+first delivery), in dbt_environment (see orchestration/dbt_project.py), holding the
 lakehouse writer lock while dbt writes through its own connection; then the run's lakehouse
 snapshot is recorded in audit.run_snapshots for every model it materialised. A failed dbt test
 is a failed asset check (severity from the test's config) and fails the run.
@@ -16,7 +17,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from orchestration.dbt_project import dbt_environment, prepare_manifest, transforms_project
+from orchestration.dbt_project import dbt_environment, ensure_raw_tables, prepare_manifest, transforms_project
 from orchestration.resources import LakehouseResource
 from tapestry.lakehouse import record_run_snapshot, writer_lock
 
@@ -57,6 +58,7 @@ def transforms_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource
     # dbt's run artefacts and logs for this run go under TAPESTRY_HOME, not the checkout.
     target = settings.home / "dbt" / "target" / f"{context.run.run_id[:8]}-{uuid.uuid4().hex[:6]}"
     materialised: list[dg.AssetKey] = []
+    ensure_raw_tables(settings)
     with dbt_environment(settings), writer_lock(settings):
         invocation = dbt.cli(["build"], context=context, target_path=target, raise_on_error=False)
         for event in invocation.stream():

@@ -90,6 +90,18 @@ def install_extensions(settings: Settings) -> None:
         con.close()
 
 
+def ensure_raw_tables(settings: Settings) -> None:
+    """Every agency's raw tables (and the delivery ledger) exist, empty until its first delivery,
+    created from the contracts exactly as ingestion creates them: staging reads every raw table,
+    also of an agency that has delivered nothing yet."""
+    from sources.landing import ensure_tables
+    from sources.registry import AGENCIES
+
+    with lakehouse.connect(settings) as con:
+        for agency in AGENCIES:
+            ensure_tables(con, agency)
+
+
 @contextlib.contextmanager
 def dbt_environment(settings: Settings) -> Iterator[dict[str, str]]:
     """Extensions installed and dbt_env() in os.environ (dagster-dbt passes os.environ to dbt and
@@ -146,6 +158,8 @@ def run_dbt(args: Sequence[str], settings: Settings | None = None, capture: bool
     dbt = Path(sys.executable).parent / "dbt"
     command = [str(dbt), *args, "--project-dir", str(TRANSFORMS_DIR), "--profiles-dir", str(TRANSFORMS_DIR)]
     offline = not args or args[0] in _OFFLINE_COMMANDS
+    if not offline:
+        ensure_raw_tables(settings)
     with dbt_environment(settings) as env:
         env = {**os.environ, **env}
         if target_path is not None or not offline:
