@@ -10,7 +10,6 @@ is a failed asset check (severity from the test's config) and fails the run.
 """
 
 import uuid
-
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -22,8 +21,8 @@ from orchestration.resources import LakehouseResource
 from tapestry.lakehouse import record_run_snapshot, writer_lock
 
 # dagster-dbt reads the manifest at import: prepared by `make` and the test session; this only
-# parses when it is missing (a fresh clone) or older than the project's files, or under
-# `dagster dev` (re-parsed on every reload).
+# parses when it is missing (a fresh clone) or older than the project's files (an edited model,
+# e.g. under `dagster dev`, re-parsed on the next reload).
 prepare_manifest()
 
 

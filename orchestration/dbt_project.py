@@ -29,7 +29,6 @@ from pathlib import Path
 
 import duckdb
 from dagster_dbt import DbtProject
-from dagster_dbt.dbt_project import using_dagster_dev
 
 from tapestry import lakehouse
 from tapestry.config import Settings
@@ -139,10 +138,11 @@ def manifest_is_stale() -> bool:
 
 def prepare_manifest(force: bool = False) -> Path:
     """Write transforms/target/manifest.json with `dbt parse` (no query runs), in dbt_environment so
-    the profile resolves as in a run. Skipped when it is up to date unless `force` (or under
-    `dagster dev`, which re-parses on every code reload, as DbtProject.prepare_if_dev does)."""
+    the profile resolves as in a run. Skipped when it is up to date (no project file is newer)
+    unless `force`: under `dagster dev` an edited model re-parses on the next code reload, and
+    run workers do not parse again."""
     manifest = transforms_project.manifest_path
-    if force or using_dagster_dev() or manifest_is_stale():
+    if force or manifest_is_stale():
         result = run_dbt(["parse", "--quiet"], target_path=manifest.parent, capture=True)
         if result.returncode != 0 or not manifest.exists():
             raise RuntimeError(f"dbt parse of {TRANSFORMS_DIR} failed:\n{result.stdout[-4000:]}{result.stderr[-4000:]}")
