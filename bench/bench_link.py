@@ -1,178 +1,435 @@
-"""Linkage benchmark: quality against generator truth and time / peak RSS of the full link.
+"""Linkage benchmark FROM THE VAULT: ingest -> full link -> 1% delivery -> incremental link,
+with time and peak RSS per step, and (unless --speed-only) quality against generator truth.
 
-    uv run python bench/bench_link.py --persons 100000            # quality + baselines + timing
+    uv run python bench/bench_link.py --persons 100000                  # speed + quality + baselines
     uv run python bench/bench_link.py --persons 1000000 --speed-only
-    # reuse a landing folder already generated with the same --persons/--seed:
-    uv run python bench/bench_link.py --persons 1000000 --speed-only --landing DIR --truth DIR_truth
+    uv run python bench/bench_link.py --persons 100000 --persons 1000000 --speed-only --keep
+    # after a failed step (e.g. the Dagster definitions did not import): continue on the same lakehouse
+    uv run python bench/bench_link.py --persons 1000000 --speed-only --resume
 
-Each size generates ``tapestry synth --persons N --seed 1`` into bench/work/link_<N>/ (kept
-with --keep), then runs in a fresh subprocess (so peak RSS is that run's own):
-* ``link``: canonical records -> standardise -> train -> predict -> cluster -> person ids,
-  timed, with pairwise figures against truth;
-* ``eval`` (unless --speed-only): ``linkage.evaluation.evaluate_landing`` with the
-  deterministic baseline and the plain (docs-style) Splink 5 model.
-Results: bench/results/link_<N>.json.
+Per size N (everything under bench/work/link_<N>/, git-ignored):
+
+0. ``synth/``: ``tapestry synth --persons N --seed S`` (reused when its summary.json says the same
+   N and seed). Hold-back: the newest police monthly file(s), as many as bring the held-back
+   person-bearing rows closest to ``--holdback`` (1%) of all person-bearing rows (truth counts);
+   the actual share is reported.
+1. ``ingest``: a fresh lakehouse (``home/``, ``secrets/``, ``landing/`` = the other files,
+   hard-linked) loaded by ``orchestration.run.run_all`` (what ``tapestry run`` does) with the
+   downstream jobs (``link``, and transforms / marts) switched off (``DOWNSTREAM_JOBS = ()``), so
+   ingestion is timed on its own and the link below is the lake's first. Not part of the link target.
+2. ``full_link``: ``linkage.lake.link_lake(settings, full=True, truth=TRUTH)``, the function the
+   Dagster ``link`` job runs: raw + vault (AES-GCM, decrypted in memory) -> standardise ->
+   train -> predict -> cluster -> stable ids -> linked.* written. ``link_seconds_excl_truth`` is
+   the wall time of link_lake minus what only the truth evaluation costs (the second
+   ``current_rows`` read, ``truth_persons``, ``evaluate_assignments``): the production path.
+3. ``incremental_ingest``: the held-back files into landing, ``run_all`` again (link job off).
+4. ``incremental_link``: ``link_lake(settings, truth=TRUTH)``; mode must be ``incremental``.
+5. ``quality`` (unless --speed-only): ``linkage.evaluation.evaluate_lake(settings, TRUTH,
+   with_plain_splink=True)`` on the final lake: our model, the deterministic baseline and a plain
+   docs-style Splink 5 model on the same (vault) records, blocking recall, recall per source pair.
+
+Every step runs in its own child process (``python bench/bench_link.py _child STEP ...``); peak
+RSS is that child's ``ru_maxrss`` (``os.wait4``), and inside link_lake a 0.1 s RSS sampler gives
+the peak per phase. Phases are timed by wrapping linkage.lake's functions in the child (no code
+path changes). Results: bench/results/link_<N>.json; load average (1/5/15 min) before/after each
+step, since other work may share the 2 cores.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime as dt
+import functools
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "work"
 RESULTS = ROOT / "bench" / "results"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-LINK_CHILD = r"""
-import json, os, sys, time, resource
-from pathlib import Path
-import polars as pl
-from sources.person_records import canonical_records
-from linkage.pipeline import link_records
-from linkage.evaluation import pairwise_metrics
-landing, truth = Path(sys.argv[1]), Path(sys.argv[2])
-t0 = time.perf_counter()
-# argv[3]: a Parquet of the canonical records (what the vault holds) instead of the agency files
-records = pl.read_parquet(sys.argv[3]) if len(sys.argv) > 3 else canonical_records(landing)
-t_read = time.perf_counter() - t0
-result = link_records(records, progress=lambda line: print(line, file=sys.stderr, flush=True))
-total = time.perf_counter() - t0
-rows = pl.read_parquet(truth / "records.parquet", columns=["agency", "file", "row_number", "person_uid"])
-scored = records.select("record_id", "agency", "file", "row_number").join(
-    result.assignments.select("record_id", "person_id"), on="record_id").join(
-    rows, on=["agency", "file", "row_number"])
-print("BENCH_JSON " + json.dumps({"read_seconds": round(t_read, 2), "link_seconds": result.metrics["seconds"],
-                  "load_average_after_link": [round(x, 2) for x in os.getloadavg()],
-                  "read_from": "canonical Parquet" if len(sys.argv) > 3 else "landing folder (agency readers)",
-                  "peak_rss_mb_self": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-                  "total_seconds": round(total, 2), "metrics": result.metrics,
-                  "quality": pairwise_metrics(scored["person_id"], scored["person_uid"])}, default=str))
-"""
-
-PREP_CHILD = r"""
-import sys
-from pathlib import Path
-from sources.person_records import canonical_records
-canonical_records(Path(sys.argv[1])).write_parquet(sys.argv[2])
-print("BENCH_JSON {}")
-"""
-
-# 1% delivery: full link of the other 99% (keeping the state), then link_increment of the 1%.
-INC_CHILD = r"""
-import json, os, sys, time, resource
-import polars as pl
-from linkage.pipeline import link_records
-from linkage.incremental import link_increment
-from linkage.evaluation import pairwise_metrics
-records = pl.read_parquet(sys.argv[2])
-rows = pl.read_parquet(sys.argv[1] + "/records.parquet", columns=["agency", "file", "row_number", "person_uid"])
-is_new = (pl.col("record_id").hash(seed=3) % 100) == 0
-quiet = lambda line: print(line, file=sys.stderr, flush=True)
-t0 = time.perf_counter()
-full = link_records(records.filter(~is_new), keep_state=True, progress=quiet)
-t_full = time.perf_counter() - t0
-t1 = time.perf_counter()
-inc = link_increment(full.state, records.filter(is_new), progress=quiet)
-t_inc = time.perf_counter() - t1
-scored = records.select("record_id", "agency", "file", "row_number").join(inc.state.assignments, on="record_id").join(
-    rows, on=["agency", "file", "row_number"])
-print("BENCH_JSON " + json.dumps({"full_link_99pct_seconds": round(t_full, 2), "increment_1pct_seconds": round(t_inc, 2),
-    "increment_share_of_full": round(t_inc / t_full, 4), "increment_metrics": inc.metrics,
-    "quality_after_increment": pairwise_metrics(scored["person_id"], scored["person_uid"]),
-    "load_average_after": [round(x, 2) for x in os.getloadavg()],
-    "peak_rss_mb_self": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}, default=str))
-"""
-
-EVAL_CHILD = r"""
-import json, sys
-from pathlib import Path
-from linkage.evaluation import evaluate_landing
-report = evaluate_landing(Path(sys.argv[1]), Path(sys.argv[2]), run_dir=Path(sys.argv[3]),
-                          progress=lambda line: print(line, file=sys.stderr, flush=True))
-print("BENCH_JSON " + json.dumps(report, default=str))
-"""
+TARGETS = {"full_link_seconds_1m": 120, "full_link_peak_rss_mb_1m": 6 * 1024, "incremental_share_of_full": 0.05,
+           "pairwise_f1": 0.98, "recall_over_baseline": 0.10, "blocking_recall": 0.98}
 
 
-def run_child(code: str, *args: str) -> tuple[dict, float, int]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode:
-        sys.stderr.write(proc.stderr[-4000:])
-        raise SystemExit(f"child failed ({proc.returncode})")
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the max over all children so far: run the biggest last, or
-    # read it per size from a fresh bench process (one --persons per invocation).
-    line = [x for x in proc.stdout.splitlines() if x.startswith("BENCH_JSON ")][-1]
-    return json.loads(line[len("BENCH_JSON "):]), wall, max(peak_kb, before)
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
-def bench(persons: int, *, speed_only: bool, keep: bool, seed: int = 1, landing: Path | None = None,
-          truth: Path | None = None, incremental: bool = False) -> dict:
-    folder = WORK / f"link_{persons}"
-    if landing is None:
-        landing, truth = folder / "landing", folder / "landing_truth"
-    else:
-        keep = True  # never delete a folder we did not generate
-    if not (truth / "records.parquet").is_file():
-        subprocess.run([sys.executable, "-m", "tapestry.cli", "synth", "--persons", str(persons), "--seed", str(seed),
-                        "--out", str(landing), "--force"], cwd=ROOT, check=True, capture_output=True)
-    out: dict = {"persons": persons, "seed": seed, "python": platform.python_version(),
-                 "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-                 "load_average_before": [round(x, 2) for x in os.getloadavg()],
-                 "note": "load average = other work on the 2-core machine during the run (1/5/15 min)"}
-    link, wall, peak = run_child(LINK_CHILD, str(landing), str(truth))
-    out["link"] = link | {"wall_seconds_incl_imports": round(wall, 2), "peak_rss_mb": round(peak / 1024)}
-    canonical = folder / "canonical.parquet"
-    if not canonical.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        run_child(PREP_CHILD, str(landing), str(canonical))
-    link, wall, _ = run_child(LINK_CHILD, str(landing), str(truth), str(canonical))
-    out["link_from_canonical_parquet"] = link | {"wall_seconds_incl_imports": round(wall, 2)}
-    if incremental:
-        inc, wall, _ = run_child(INC_CHILD, str(truth), str(canonical))
-        out["incremental"] = inc | {"wall_seconds_incl_imports": round(wall, 2)}
-    if not speed_only:
-        report, wall, peak = run_child(EVAL_CHILD, str(landing), str(truth), str(folder / "run"))
-        out["evaluation"] = report | {"wall_seconds": round(wall, 2), "peak_rss_mb_max_so_far": round(peak / 1024)}
-    out["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    if not keep:
-        shutil.rmtree(folder, ignore_errors=True)
+# --------------------------------------------------------------------------- child side
+class _Sampler:
+    """RSS every 0.1 s in a thread; ``peak(t0, t1)`` = highest sample in a time window."""
+
+    def __init__(self, every: float = 0.1):
+        import psutil
+        self.proc, self.every, self.samples, self._stop = psutil.Process(), every, [], threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.samples.append((time.perf_counter(), self.proc.memory_info().rss))
+            self._stop.wait(self.every)
+
+    def peak_mb(self, t0: float, t1: float) -> int | None:
+        inside = [rss for t, rss in self.samples if t0 <= t <= t1 + self.every]
+        return round(max(inside) / 2**20) if inside else None
+
+    def stop(self):
+        self._stop.set()
+        self.thread.join()
+
+
+def _instrument(sampler: _Sampler) -> list[dict]:
+    """Wrap linkage.lake's steps (and the vault decryption) to time them; returns the log."""
+    import governance.identities as identities
+    import linkage.lake as lake
+
+    calls: list[dict] = []
+
+    def wrap(module, name: str, label: str):
+        original = getattr(module, name, None)
+        if original is None:
+            return
+
+        @functools.wraps(original)
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                t1 = time.perf_counter()
+                calls.append({"step": label, "seconds": round(t1 - t0, 2), "t0": t0, "t1": t1})
+
+        setattr(module, name, timed)
+
+    for name in ("person_records", "current_rows", "read_identifiers", "inherit_person_details", "_previous",
+                 "_latest_model", "link_records", "_state_for", "link_increment", "truth_persons",
+                 "evaluate_assignments", "_write"):
+        wrap(lake, name, name)
+    wrap(identities, "decrypt_identifiers", "decrypt_identifiers")  # AES-GCM + JSON decode, per (agency, entity)
+    return calls
+
+
+def _phases(calls: list[dict], sampler: _Sampler, t_start: float, t_end: float) -> dict:
+    out: dict = {}
+    for c in calls:
+        entry = out.setdefault(c["step"], {"calls": 0, "seconds": 0.0, "peak_rss_mb": 0})
+        entry["calls"] += 1
+        entry["seconds"] = round(entry["seconds"] + c["seconds"], 2)
+        entry["peak_rss_mb"] = max(entry["peak_rss_mb"], sampler.peak_mb(c["t0"], c["t1"]) or 0)
     return out
 
 
+def _child_link(full: bool, truth: str, out: Path) -> None:
+    import resource
+
+    from tapestry.config import Settings
+
+    sampler = _Sampler()
+    calls = _instrument(sampler)
+    from linkage.lake import link_lake
+
+    settings = Settings.from_env()
+    log = lambda line: print(f"    {line}", file=sys.stderr, flush=True)  # noqa: E731
+    t0 = time.perf_counter()
+    result = link_lake(settings, full=full, truth=Path(truth), progress=log)
+    t1 = time.perf_counter()
+    sampler.stop()
+    phases = _phases(calls, sampler, t0, t1)
+    rows_calls = [c for c in calls if c["step"] == "current_rows"]
+    # with truth, link_lake reads current_rows a second time (lineage to the generator's files)
+    truth_cost = sum(c["seconds"] for c in rows_calls[1:]) + sum(
+        c["seconds"] for c in calls if c["step"] in ("truth_persons", "evaluate_assignments"))
+    metrics = result.metrics
+    sec = lambda step: phases.get(step, {}).get("seconds", 0.0)  # noqa: E731
+    truth_rows = round(sum(c["seconds"] for c in rows_calls[1:]), 2)
+    first_rows = rows_calls[0]["seconds"] if rows_calls else 0.0
+    linking = sec("link_records") + sec("_state_for") + sec("link_increment")
+    read = metrics.get("read_seconds", 0.0)
+    breakdown = {  # seconds; adds up to link_lake_seconds
+        "read_current_rows": first_rows,
+        "read_vault_identifiers": sec("read_identifiers"),
+        "  of_which_decrypt": sec("decrypt_identifiers"),
+        "read_inherit_details_etc": round(sec("person_records") - first_rows - sec("read_identifiers"), 2),
+        "read_previous_assignment_and_model": round(sec("_previous") + sec("_latest_model"), 2),
+        "read_connect_keyring_other": round(read - sec("person_records") - sec("_previous") - sec("_latest_model")
+                                            - truth_rows, 2),
+        "truth_rows_for_evaluation": truth_rows,
+        "link": round(linking, 2),
+        "truth_evaluation": round(sec("truth_persons") + sec("evaluate_assignments"), 2),
+        "write_linked_zone": sec("_write"),
+    }
+    breakdown["other"] = round(t1 - t0 - sum(v for k, v in breakdown.items() if not k.startswith(" ")), 2)
+    out.write_text(json.dumps({
+        "breakdown_seconds": breakdown,
+        "mode": result.mode, "run_id": result.run_id,
+        "link_lake_seconds": round(t1 - t0, 2),
+        "truth_evaluation_seconds": round(truth_cost, 2),
+        "link_seconds_excl_truth": round(t1 - t0 - truth_cost, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "phases": phases,
+        "metrics": metrics,
+    }, default=str))
+
+
+def _child_ingest(out: Path) -> None:
+    import orchestration.run as run
+    from tapestry import lakehouse
+    from tapestry.config import Settings
+
+    run.DOWNSTREAM_JOBS = ()  # ingestion only: the link is measured on its own
+    settings = Settings.from_env()
+    t0 = time.perf_counter()
+    with open(out.with_suffix(".log"), "a") as log, contextlib.redirect_stdout(log):  # run_all's report
+        code = run.run_all(settings)
+    seconds = time.perf_counter() - t0
+    with lakehouse.connect(settings, read_only=True) as con:
+        ledger = con.sql("SELECT status, count(*)::BIGINT AS files, sum(rows_read)::BIGINT AS rows_read, "
+                         "sum(rows_loaded)::BIGINT AS rows_loaded FROM raw.deliveries GROUP BY ALL ORDER BY 1").pl()
+    out.write_text(json.dumps({"exit_code": code, "run_all_seconds": round(seconds, 2),
+                               "ledger_all_runs": ledger.to_dicts()}, default=str))
+    if code:
+        raise SystemExit(code)
+
+
+def _child_quality(truth: str, run_dir: str, out: Path) -> None:
+    from linkage.evaluation import evaluate_lake
+    from tapestry.config import Settings
+
+    log = lambda line: print(f"    {line}", file=sys.stderr, flush=True)  # noqa: E731
+    t0 = time.perf_counter()
+    report = evaluate_lake(Settings.from_env(), Path(truth), run_dir=Path(run_dir), with_plain_splink=True,
+                           progress=log)
+    report["evaluate_lake_seconds"] = round(time.perf_counter() - t0, 2)
+    out.write_text(json.dumps(report, default=str))
+
+
+def child_main(argv: list[str]) -> None:
+    step, out = argv[0], Path(argv[-1])
+    if step == "ingest":
+        _child_ingest(out)
+    elif step in ("full_link", "incremental_link"):
+        _child_link(step == "full_link", argv[1], out)
+    elif step == "quality":
+        _child_quality(argv[1], argv[2], out)
+    else:
+        raise SystemExit(f"unknown step {step}")
+
+
+# --------------------------------------------------------------------------- parent side
+def run_step(name: str, env: dict, folder: Path, *args: str, label: str | None = None, resume: bool = False) -> dict:
+    """One step in a fresh child; wall time incl. interpreter start and imports, peak RSS of
+    that child alone (os.wait4), load average around it. With ``resume``, a step whose result
+    file a previous (interrupted) invocation left is taken from it."""
+    label = label or name
+    out = folder / f"step_{label}.json"
+    done = folder / f"step_{label}.done.json"
+    if resume and done.is_file():
+        print(f"  {label}: taken from {done.relative_to(ROOT)} (--resume)", flush=True)
+        return json.loads(done.read_text()) | {"resumed_from_earlier_invocation": True}
+    out.unlink(missing_ok=True)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "_child", name, *args, str(out)]
+    print(f"  [{time.strftime('%H:%M:%S')}] {label} ...", flush=True)
+    load_before = _load()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=sys.stderr, stderr=sys.stderr)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"step {label} failed (exit {proc.returncode}) after {wall:.1f} s")
+    result = json.loads(out.read_text())
+    result |= {"wall_seconds_incl_process_start": round(wall, 2), "child_peak_rss_mb": round(usage.ru_maxrss / 1024),
+               "child_cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
+               "load_average_before": load_before, "load_average_after": _load(),
+               "command": " ".join(["python bench/bench_link.py _child", name, *[os.path.relpath(a, ROOT)
+                                                                              if a.startswith("/") else a
+                                                                              for a in args]])}
+    done.write_text(json.dumps(result, default=str))
+    print(f"  [{time.strftime('%H:%M:%S')}] {label}: {wall:.1f} s, peak RSS {result['child_peak_rss_mb']:,} MB",
+          flush=True)
+    return result
+
+
+def synthesise(persons: int, seed: int, synth: Path) -> tuple[Path, Path, dict]:
+    landing, truth = synth / "landing", synth / "landing_truth"
+    summary = truth / "summary.json"
+    reused = False
+    if summary.is_file() and (truth / "records.parquet").is_file():
+        s = json.loads(summary.read_text())
+        reused = s.get("persons") == persons and s.get("seed") == seed
+    seconds = None
+    if not reused:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "tapestry.cli", "synth", "--persons", str(persons), "--seed", str(seed),
+                        "--out", str(landing), "--force"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        seconds = round(time.perf_counter() - t0, 1)
+    return landing, truth, {"reused": reused, "seconds": seconds,
+                            "command": f"tapestry synth --persons {persons} --seed {seed} --out {landing.relative_to(ROOT)}"}
+
+
+def choose_holdback(truth: Path, share: float) -> tuple[list[tuple[str, str]], dict]:
+    """Newest police monthly files whose person-bearing rows come closest to ``share``."""
+    import polars as pl
+
+    per_file = pl.read_parquet(truth / "records.parquet", columns=["agency", "file"]).group_by("agency", "file").len()
+    total = int(per_file["len"].sum())
+    police = per_file.filter(pl.col("agency") == "police").sort("file", descending=True)
+    chosen, rows = [], 0
+    for file, n in police.select("file", "len").iter_rows():
+        if chosen and abs(rows + n - share * total) >= abs(rows - share * total):
+            break
+        chosen.append(("police", file))
+        rows += n
+    return chosen, {"files": [f"{a}/{f}" for a, f in chosen], "person_bearing_rows": rows,
+                    "person_bearing_rows_total": total, "share_of_rows": round(rows / total, 5),
+                    "target_share": share}
+
+
+def _place(src: Path, dst: Path) -> None:
+    if dst.exists():
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)  # ingestion unlinks landed files: the synth copy stays
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def bench(persons: int, *, seed: int, speed_only: bool, keep: bool, holdback: float, resume: bool = False) -> dict:
+    folder = WORK / f"link_{persons}"
+    landing_src, truth, synth_info = synthesise(persons, seed, folder / "synth")
+    state = {"home": folder / "home", "secrets": folder / "secrets", "landing": folder / "landing"}
+    resume = resume and (folder / "step_ingest.done.json").is_file()
+    if not resume:  # a fresh lakehouse
+        for path in (*state.values(), *folder.glob("step_*")):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    env = {**os.environ, "TAPESTRY_HOME": str(state["home"]), "TAPESTRY_SECRETS": str(state["secrets"]),
+           "TAPESTRY_LANDING": str(state["landing"]), "TAPESTRY_TRUTH": str(truth),
+           "DO_NOT_TRACK": "1", "GX_ANALYTICS_ENABLED": "false"}
+    env.pop("TAPESTRY_CATALOG", None)
+    held, held_info = choose_holdback(truth, holdback)
+    held_paths = {landing_src / a / f for a, f in held}
+    files = [p for p in landing_src.rglob("*") if p.is_file()]
+    for p in files:
+        if p not in held_paths and not resume:
+            _place(p, state["landing"] / p.relative_to(landing_src))
+    out: dict = {
+        "persons": persons, "seed": seed,
+        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+                    "date": dt.datetime.now().isoformat(timespec="seconds")},
+        "load_average_before": _load(),
+        "note": "load average = all work on the machine (1/5/15 min); other processes may share the 2 cores",
+        "synth": synth_info, "holdback": held_info,
+        "landing": {"files": len(files), "mb": round(sum(p.stat().st_size for p in files) / 2**20, 1)},
+    }
+    out["ingest"] = run_step("ingest", env, folder, resume=resume)
+    out["full_link"] = run_step("full_link", env, folder, str(truth), resume=resume)
+    if not (resume and (folder / "step_incremental_ingest.done.json").is_file()):
+        for p in held_paths:
+            _place(p, state["landing"] / p.relative_to(landing_src))
+    out["incremental_ingest"] = run_step("ingest", env, folder, label="incremental_ingest", resume=resume)
+    out["incremental_link"] = run_step("incremental_link", env, folder, str(truth), resume=resume)
+    inc, full = out["incremental_link"], out["full_link"]
+    inc["incremental_triggered"] = inc["mode"] == "incremental"
+    out["incremental_link"]["share_of_full"] = {
+        "link_lake_excl_truth": round(inc["link_seconds_excl_truth"] / full["link_seconds_excl_truth"], 4),
+        "link_lake": round(inc["link_lake_seconds"] / full["link_lake_seconds"], 4),
+        "wall_incl_process_start": round(inc["wall_seconds_incl_process_start"]
+                                         / full["wall_seconds_incl_process_start"], 4)}
+    if not speed_only:
+        out["quality"] = run_step("quality", env, folder, str(truth), str(folder / "quality_run"), resume=resume)
+    out["load_average_after"] = _load()
+    out["commands"] = {"bench": "uv run python " + " ".join([os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]]),
+                       "synth": synth_info["command"]}
+    if not keep:
+        for path in (*state.values(), folder / "quality_run"):
+            shutil.rmtree(path, ignore_errors=True)
+        for path in folder.glob("step_*"):
+            path.unlink()
+    return out
+
+
+def _breakdown_line(step: dict) -> str:
+    b, secs = step["breakdown_seconds"], step["metrics"].get("seconds", {})
+    link = " / ".join(f"{k} {v}" for k, v in secs.items() if k != "total")
+    return (f"read {step['metrics'].get('read_seconds')} s (raw rows {b['read_current_rows']}, vault "
+            f"{b['read_vault_identifiers']} of which AES+decode {b['  of_which_decrypt']}, connect/keyring/other "
+            f"{b['read_connect_keyring_other']}, truth rows {b['truth_rows_for_evaluation']}) | link {b['link']} s "
+            f"({link}) | truth eval {b['truth_evaluation']} s | write {b['write_linked_zone']} s | other {b['other']} s")
+
+
+def summary(r: dict) -> str:
+    full, inc = r["full_link"], r["incremental_link"]
+    fm, im = full["metrics"], inc["metrics"]
+    lines = [
+        f"{r['persons']:,} persons (seed {r['seed']}), {fm['records']:,} person records, "
+        f"{fm.get('nodes', 0):,} distinct, {fm['persons']:,} persons linked",
+        f"  ingest (run_all, no link)        {r['ingest']['wall_seconds_incl_process_start']:8.1f} s  "
+        f"peak RSS {r['ingest']['child_peak_rss_mb']:,} MB",
+        f"  full link from vault (link_lake) {full['link_lake_seconds']:8.1f} s  "
+        f"(excl. truth evaluation {full['link_seconds_excl_truth']:.1f} s; child wall "
+        f"{full['wall_seconds_incl_process_start']:.1f} s)  peak RSS {full['child_peak_rss_mb']:,} MB",
+        "    full:        " + _breakdown_line(full),
+        f"  1% delivery: {r['holdback']['share_of_rows']:.2%} of rows ({', '.join(r['holdback']['files'])}), "
+        f"ingest {r['incremental_ingest']['wall_seconds_incl_process_start']:.1f} s",
+        f"  incremental link (mode {inc['mode']}, {im.get('new_records', '?'):,} new records) "
+        f"{inc['link_lake_seconds']:.1f} s (excl. truth {inc['link_seconds_excl_truth']:.1f} s) = "
+        f"{inc['share_of_full']['link_lake_excl_truth']:.1%} of the full link; peak RSS {inc['child_peak_rss_mb']:,} MB",
+    ]
+    lines.append("    incremental: " + _breakdown_line(inc))
+    if "evaluation" in fm:
+        t = fm["evaluation"]["tapestry"]
+        lines.append(f"  stored assignment vs truth: P {t['pairwise_precision']} R {t['pairwise_recall']} "
+                     f"F1 {t['pairwise_f1']} B3-F1 {t['bcubed_f1']}")
+    if "quality" in r:
+        q = r["quality"]
+        lines.append("  quality (evaluate_lake)        P       R       F1      B3-F1")
+        for name in ("tapestry", "baseline_deterministic", "plain_splink"):
+            if name in q:
+                m = q[name]
+                lines.append(f"    {name:<26} {m['pairwise_precision']:.4f}  {m['pairwise_recall']:.4f}  "
+                             f"{m['pairwise_f1']:.4f}  {m['bcubed_f1']:.4f}")
+        lines.append(f"    blocking recall {q['blocking']['blocking_recall']} over {q['blocking']['true_pairs']:,} "
+                     f"true pairs")
+    return "\n".join(lines)
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_child":
+        child_main(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--persons", type=int, required=True)
-    parser.add_argument("--speed-only", action="store_true", help="skip the evaluation with baselines")
-    parser.add_argument("--keep", action="store_true", help="keep bench/work/link_<N>/")
-    parser.add_argument("--incremental", action="store_true", help="also time a 1%% delivery (link_increment)")
-    parser.add_argument("--landing", type=Path, help="an existing landing folder (tapestry synth output)")
-    parser.add_argument("--truth", type=Path, help="its truth folder (default: LANDING_truth)")
+    parser.add_argument("--persons", type=int, action="append", help="population size (repeatable)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--speed-only", action="store_true", help="skip evaluate_lake with the baselines")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the lakehouse (bench/work/link_<N>/home, secrets, landing); the synth output "
+                             "is always kept for reuse")
+    parser.add_argument("--holdback", type=float, default=0.01, help="share of person-bearing rows held back "
+                        "for the incremental delivery (default 0.01)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted invocation on its "
+                        "lakehouse (steps already done are taken from bench/work/link_<N>/step_*.done.json)")
     args = parser.parse_args()
-    truth = args.truth or (args.landing.with_name(args.landing.name + "_truth") if args.landing else None)
-    result = bench(args.persons, speed_only=args.speed_only, keep=args.keep, landing=args.landing, truth=truth,
-                   incremental=args.incremental)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"link_{args.persons}.json"
-    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    link = result["link"]
-    print(f"{args.persons:,} persons: {link['metrics']['records']:,} records, total {link['total_seconds']} s, "
-          f"peak RSS {link['peak_rss_mb']} MB, F1 {link['quality']['pairwise_f1']}")
-    pq = result["link_from_canonical_parquet"]
-    print(f"  from canonical Parquet: total {pq['total_seconds']} s, peak RSS {pq['peak_rss_mb_self']} MB")
-    if "incremental" in result:
-        inc = result["incremental"]
-        print(f"  1% delivery: {inc['increment_1pct_seconds']} s = {inc['increment_share_of_full']:.1%} of the full link")
-    print(f"wrote {path}")
+    for persons in args.persons or [100_000]:
+        print(f"{persons:,} persons:", flush=True)
+        result = bench(persons, seed=args.seed, speed_only=args.speed_only, keep=args.keep, holdback=args.holdback,
+                       resume=args.resume)
+        path = RESULTS / f"link_{persons}.json"
+        path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        print(summary(result))
+        print(f"wrote {path.relative_to(ROOT)}", flush=True)
 
 
 if __name__ == "__main__":
