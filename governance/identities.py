@@ -23,15 +23,22 @@ FIELDS = ("forename", "middle_names", "surname", "dob", "postcode", "nhs_number"
 def read_identifiers(con: duckdb.DuckDBPyConnection, keyring: Keyring, agencies: list[str] | None = None,
                      delivery_ids: list[str] | None = None) -> pl.DataFrame:
     """Canonical identifiers of the vault's rows (optionally of some agencies or deliveries)."""
-    where, params = [], []
-    if agencies:
-        where.append("list_contains(?, agency)")
-        params.append(agencies)
-    if delivery_ids:
-        where.append("list_contains(?, delivery_id)")
-        params.append(delivery_ids)
-    sql = "SELECT * FROM vault.identifiers" + (" WHERE " + " AND ".join(where) if where else "")
-    vault = con.sql(sql, params=params or None).pl()
+    # filters as a join with a registered list: list_contains(?, column) over a million rows
+    # took 24 s and 4.7 GB (measured, bench/bench_link.py); the join takes about a second
+    wanted = {"agency": agencies, "delivery_id": delivery_ids}
+    joins = []
+    for column, values in wanted.items():
+        if values:
+            name = f"_wanted_{column}"
+            con.register(name, pl.DataFrame({column: list(dict.fromkeys(values))}, schema={column: pl.String})
+                         .to_arrow())
+            joins.append(f"JOIN {name} USING ({column})")
+    try:
+        vault = con.sql(f"SELECT v.* FROM vault.identifiers v {' '.join(joins)}").pl()
+    finally:
+        for column, values in wanted.items():
+            if values:
+                con.unregister(f"_wanted_{column}")
     out = []
     for (agency, entity), group in vault.group_by(["agency", "entity"], maintain_order=True):
         decrypted = decrypt_identifiers(group, keyring).frame

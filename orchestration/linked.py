@@ -26,15 +26,14 @@ class LinkConfig(dg.Config):
 def _quality(evaluation: dict | None) -> dict:
     if not evaluation:
         return {}
-    t, b = evaluation["tapestry"], evaluation["baseline_deterministic"]
+    t = evaluation["tapestry"]
     return {
         "eval_records_with_truth": evaluation["records_with_truth"],
         "eval_pairwise_precision": t["pairwise_precision"],
         "eval_pairwise_recall": t["pairwise_recall"],
         "eval_pairwise_f1": t["pairwise_f1"],
         "eval_bcubed_f1": t["bcubed_f1"],
-        "eval_baseline_pairwise_f1": b["pairwise_f1"],
-        "eval_baseline_pairwise_recall": b["pairwise_recall"],
+        "eval_recall_by_source_pair": dg.MetadataValue.json(t["recall_by_source_pair"]),
     }
 
 

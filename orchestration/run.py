@@ -29,8 +29,10 @@ def _progress_to_stdout() -> logging.Handler:
 DOWNSTREAM_JOBS = ("link", "transform", "publish_marts")  # after ingestion, in this order
 
 
-def run_all(settings: Settings, agencies: list[str] | None = None) -> int:
-    """Load every agency's waiting deliveries: one in-process run of its ingest job each."""
+def run_all(settings: Settings, agencies: list[str] | None = None, downstream: bool = True) -> int:
+    """Load the reference geography and every agency's waiting deliveries (one in-process run
+    of its ingest job each), then, when raw changed since the last link (and ``downstream``),
+    the jobs of DOWNSTREAM_JOBS: link, transform (dbt), publish_marts."""
     prepare_dagster_home(settings)
     import dagster as dg
 
@@ -59,7 +61,7 @@ def run_all(settings: Settings, agencies: list[str] | None = None) -> int:
                 tags = plan_run(instance, agency, settings)
                 if tags is not None:
                     execute(instance, ingest_job_name(agency), tags)
-            if all(r.success for _, r in outcomes) and _downstream_stale(settings):
+            if downstream and all(r.success for _, r in outcomes) and _downstream_stale(settings):
                 for name in DOWNSTREAM_JOBS:
                     print(f"Running job {name}")
                     if not execute(instance, name).success:

@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     run.add_argument("--landing", type=Path, help="landing folder (default $TAPESTRY_LANDING)")
     run.add_argument("--agency", action="append", help="only this agency (repeatable)")
+    run.add_argument("--ingest-only", action="store_true",
+                     help="load deliveries only; skip linkage, transforms and marts (run later without this flag)")
     run.set_defaults(func=_run)
 
     sql = commands.add_parser(
@@ -137,7 +139,7 @@ def _run(args: argparse.Namespace) -> int:
     if unknown:
         raise UserError(f"unknown agency {', '.join(unknown)}; agencies: {', '.join(BY_NAME)}")
     settings = Settings.from_env()
-    return run_all(settings, args.agency)
+    return run_all(settings, args.agency, downstream=not args.ingest_only)
 
 
 def _sql(args: argparse.Namespace) -> int:

@@ -64,7 +64,7 @@ def test_every_injected_fault_behaves_as_documented(tapestry_env):
     assert main(["synth", "--persons", "300", "--seed", "3", "--out", str(landing), "--inject-faults",
                  "--months", "6"]) == 0
     faults = json.loads(Path(f"{landing}_truth", "faults.json").read_text())
-    assert main(["run"]) == 0
+    assert main(["run", "--ingest-only"]) == 0
     with lakehouse.connect(tapestry_env, read_only=True) as con:
         ledger = {r["file_name"]: r for r in con.sql("SELECT * FROM raw.deliveries").pl().to_dicts()}
     seen = set()

@@ -33,6 +33,8 @@ def linked_lake(tmp_path_factory):
         mp.setenv("TAPESTRY_LANDING", str(root / "landing"))
         mp.delenv("TAPESTRY_CATALOG", raising=False)
         mp.delenv("TAPESTRY_TRUTH", raising=False)
+        from orchestration import run
+        mp.setattr(run, "DOWNSTREAM_JOBS", ("link",))  # linkage only: transforms are tested elsewhere
         from tapestry.config import Settings
         assert main(["synth", "--persons", "1000", "--seed", "3", "--out", str(root / "landing")]) == 0
         held = root / "held"
@@ -69,7 +71,7 @@ def test_first_run_is_full_and_measured_against_truth(linked_lake):
     assert runs["mode"].to_list()[0] == "full"
     evaluation = json.loads(runs["metrics"][0])["evaluation"]
     assert evaluation["tapestry"]["pairwise_f1"] >= 0.95
-    assert evaluation["tapestry"]["pairwise_recall"] > evaluation["baseline_deterministic"]["pairwise_recall"]
+    assert min(evaluation["tapestry"]["recall_by_source_pair"].values()) >= 0.9
 
 
 def test_a_small_later_delivery_links_incrementally_and_keeps_ids(linked_lake):

@@ -9,7 +9,7 @@ import pytest
 from tapestry import lakehouse
 from tapestry.cli import main
 
-PERSONS = 1500
+PERSONS = 1000
 
 
 @pytest.fixture(scope="module")

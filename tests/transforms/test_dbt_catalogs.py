@@ -31,11 +31,13 @@ def _build_on(settings: Settings) -> None:
     assert events == current > 0
 
 
+@pytest.mark.slow  # the catalogs themselves are tested in tests/test_lakehouse.py
 def test_dbt_on_a_duckdb_file_catalog(tapestry_env, monkeypatch):
     monkeypatch.setenv("TAPESTRY_CATALOG", "duckdb")
     _build_on(Settings.from_env())
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_dbt_on_a_postgres_catalog(tapestry_env, monkeypatch):
     with throwaway_postgres() as dsn:
