@@ -5,6 +5,7 @@ Dagster storage and logs, archive, rejected area): the canaries appear nowhere i
 import csv
 import io
 import json
+import zipfile
 
 import polars as pl
 from tapestry.cli import main
@@ -73,6 +74,9 @@ def _scan(root) -> dict[str, set[str]]:
     for path in (p for p in root.rglob("*") if p.is_file()):
         data = path.read_bytes()
         found = _hits_in_parquet(path) if data[:4] == b"PAR1" else set()
+        if data[:4] == b"PK\x03\x04":  # zip (an xlsx export): scan what it holds, inflated
+            with zipfile.ZipFile(path) as archive:
+                data += b"".join(archive.read(name) for name in archive.namelist())
         lowered = data.lower()
         found |= {c for c in CANARIES if c.lower().encode() in lowered}
         if found:
@@ -96,12 +100,22 @@ def test_no_canary_identifier_survives_in_clear(tmp_path, monkeypatch):
         assert con.execute("SELECT count(*) FROM vault.identifiers WHERE agency = 'nhs'").fetchone()[0] > 0
         # ... and through linkage: persons linked, model and charts written under TAPESTRY_HOME
         assert con.execute("SELECT count(*) FROM linked.person_record").fetchone()[0] > 0
+        assert con.execute("SELECT count(*) FROM marts.mash_chronology").fetchone()[0] > 0  # dbt ran
     assert list(home.glob("linkage/runs/*/model.json")) and list(home.glob("linkage/runs/*/charts/*.html"))
+    assert list(home.glob("dbt/target/*/run_results.json"))
+    # exports, person-level and aggregate, in every format
+    (home / "exports").mkdir()
+    for role, table, fmt in (("safeguarding_lead", "mash_chronology", "xlsx"), ("safeguarding_lead", "mash_person",
+                             "csv"), ("commissioner", "area_risk", "parquet")):
+        purpose = ["--purpose", "safeguarding_assessment"] if role == "safeguarding_lead" else []
+        assert main(["export", "--role", role, "--table", table, "--format", fmt,
+                     "--out", str(home / "exports" / f"{table}.{fmt}"), *purpose]) == 0
     assert _scan(home) == {}
     assert _scan(landing) == {}
 
 
-def test_the_scan_finds_canaries_inside_compressed_parquet(tmp_path):
+def test_the_scan_finds_canaries_inside_compressed_parquet_and_xlsx(tmp_path):
     pl.DataFrame({"a": ["x", "Quillonia"], "b": [["Xandervelt"], []], "c": [b"9876543210", b""]}).write_parquet(
         tmp_path / "t.parquet", compression="zstd")
-    assert _scan(tmp_path) == {"t.parquet": {"Quillonia", "Xandervelt", "9876543210"}}
+    pl.DataFrame({"a": ["Quillonia"]}).write_excel(tmp_path / "t.xlsx")
+    assert _scan(tmp_path) == {"t.parquet": {"Quillonia", "Xandervelt", "9876543210"}, "t.xlsx": {"Quillonia"}}
