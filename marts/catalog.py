@@ -135,8 +135,9 @@ TABLES: dict[str, MartTable] = {t.name: t for t in (
         "Area risk measures per LSOA or local authority and month: published counts (null = suppressed), "
         "rate per 1,000 and IMD decile, after statistical disclosure control.",
         ALL_AGENCIES,
-        _published("geography_level", "area_code", "area_name", "la_code", "la_name", "month", "measure", "count",
-                   "status", "rate_per_1000", "imd_decile", "lake_snapshot_id"),
+        _published("geography_level", "area_code", "area_name", "ward_code", "la_code", "la_name", "month",
+                   "measure", "count", "status", "rate_per_1000", "imd_decile", "prev_12m_mean",
+                   "change_vs_prev_12m_pct", "lake_snapshot_id"),
         ("geography_level", "la_code", "area_code", "month", "measure")),
     MartTable(
         "area_risk_index", "aggregate",

@@ -4,8 +4,9 @@ staging.int_cohort_counts, built by dbt) -> statistical disclosure control
 
 Only these published tables leave for commissioners (marts/catalog.py). Rules:
 * counts 1-7 suppressed, others rounded to the nearest 5, secondary suppression so that no
-  suppressed LSOA cell can be recovered from its local authority's total (the LA rows are the
-  published totals of their LSOA rows: a margin over lsoa_code);
+  suppressed cell can be recovered from the totals published with it: ward rows are the totals
+  of their LSOA rows, local authority rows the totals of their wards (margins over lsoa_code
+  and over ward_code + lsoa_code; without wards in the reference geography, LSOA -> LA);
 * rates per 1,000 residents are computed from the PUBLISHED (rounded) count and withheld with
   it: a rate from the exact count would give the exact count back to anyone who knows the
   (public) population;
@@ -34,38 +35,47 @@ def _snapshot(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def area_risk(measures: pl.DataFrame, lsoas: pl.DataFrame) -> pl.DataFrame:
-    """Published area table from exact counts (lsoa_code, la_code, month, measure, count)."""
-    cells = measures.with_columns(pl.col("lsoa_code").fill_null(UNKNOWN_LSOA),
-                                  pl.col("la_code").fill_null(UNKNOWN_LSOA))
-    parts = []
+    """Published area table from exact counts (lsoa_code, la_code, month, measure, count):
+    LSOA rows, ward rows (when the reference geography has wards) and local authority rows;
+    each level is the published total of the one below, protected as one set of equations."""
+    pops = ["population", "population_0_15", "population_16_plus"]
+    wards = lsoas["ward_code"].null_count() < lsoas.height
+    cells = measures.join(lsoas.select("lsoa_code", "ward_code"), on="lsoa_code", how="left").with_columns(
+        pl.col("lsoa_code").fill_null(UNKNOWN_LSOA), pl.col("la_code").fill_null(UNKNOWN_LSOA),
+        pl.col("ward_code").fill_null(UNKNOWN_LSOA))
+    keys = ["la_code", "ward_code", "lsoa_code", "month", "measure"] if wards else [
+        "la_code", "lsoa_code", "month", "measure"]
+    margins = [["lsoa_code"], ["ward_code", "lsoa_code"]] if wards else [["lsoa_code"]]
     # one protect() per measure: equations never cross measures, and smaller problems stay fast
-    for (measure,), block in cells.group_by(["measure"], maintain_order=True):
-        parts.append(protect(block, count="count", keys=["la_code", "lsoa_code", "month", "measure"],
-                             margins=[["lsoa_code"]]))
+    parts = [protect(block.select(*keys, "count"), count="count", keys=keys, margins=margins)
+             for _, block in cells.group_by(["measure"], maintain_order=True)]
     if not parts:
         return pl.DataFrame()
     table = for_release(pl.concat(parts))
-    la = lsoas.group_by("la_code").agg(pl.col("la_name").first(), pl.col("population", "population_0_15",
-                                                                             "population_16_plus").sum())
-    level = pl.when(pl.col("lsoa_code").is_null()).then(pl.lit("la")).otherwise(pl.lit("lsoa"))
-    lsoa_rows = table.filter(pl.col("lsoa_code").is_not_null()).join(
-        lsoas.select("lsoa_code", "lsoa_name", "population", "population_0_15", "population_16_plus", "imd_decile"),
-        on="lsoa_code", how="left")
-    la_rows = table.filter(pl.col("lsoa_code").is_null()).join(
-        la.select("la_code", "population", "population_0_15", "population_16_plus"), on="la_code", how="left")
-    out = pl.concat([lsoa_rows, la_rows], how="diagonal_relaxed").join(
-        la.select("la_code", "la_name"), on="la_code", how="left")
+    if not wards:
+        table = table.with_columns(ward_code=pl.lit(None, pl.String))
+    level = (pl.when(pl.col("lsoa_code").is_not_null()).then(pl.lit("lsoa"))
+             .when(pl.col("ward_code").is_not_null()).then(pl.lit("ward")).otherwise(pl.lit("la")))
+    la = lsoas.group_by("la_code").agg(pl.col("la_name").first(), pl.col(*pops).sum())
+    ward = lsoas.group_by("la_code", "ward_code").agg(pl.col(*pops).sum())
+    table = table.with_columns(geography_level=level)
+    out = pl.concat([
+        table.filter(pl.col("geography_level") == "lsoa").join(
+            lsoas.select("lsoa_code", "lsoa_name", *pops, "imd_decile"), on="lsoa_code", how="left"),
+        table.filter(pl.col("geography_level") == "ward").join(ward, on=["la_code", "ward_code"], how="left"),
+        table.filter(pl.col("geography_level") == "la").join(la.select("la_code", *pops), on="la_code", how="left"),
+    ], how="diagonal_relaxed").join(la.select("la_code", "la_name"), on="la_code", how="left")
     denominator = pl.when(pl.any_horizontal(pl.col("measure").str.starts_with(p) for p in CHILD_MEASURES)).then(
         pl.col("population_0_15")).when(pl.col("measure").is_in(ADULT_MEASURES)).then(
         pl.col("population_16_plus")).otherwise(pl.col("population"))
     return out.with_columns(
-        geography_level=level,
-        area_code=pl.coalesce("lsoa_code", "la_code"),
-        area_name=pl.when(level == "lsoa").then(pl.col("lsoa_name")).otherwise(pl.col("la_name")),
+        area_code=pl.coalesce("lsoa_code", "ward_code", "la_code"),
+        area_name=pl.when(pl.col("geography_level") == "lsoa").then(pl.col("lsoa_name"))
+        .when(pl.col("geography_level") == "ward").then(pl.col("ward_code")).otherwise(pl.col("la_name")),
         rate_per_1000=pl.when((denominator > 0) & pl.col("count").is_not_null())
         .then((pl.col("count") / denominator * 1000).round(1)),
         imd_decile=pl.col("imd_decile").cast(pl.Int32),
-    ).select("geography_level", "area_code", "area_name", "la_code", "la_name", "month", "measure",
+    ).select("geography_level", "area_code", "area_name", "ward_code", "la_code", "la_name", "month", "measure",
              pl.col("count").cast(pl.Int64), "status", "rate_per_1000", "imd_decile").sort(
         "measure", "la_code", "geography_level", "area_code", "month")
 

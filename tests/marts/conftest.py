@@ -24,7 +24,8 @@ SNAPSHOT = 7
 
 AREA_RISK_DDL = """CREATE TABLE marts.area_risk (geography_level VARCHAR, area_code VARCHAR, area_name VARCHAR,
     la_code VARCHAR, la_name VARCHAR, month DATE, measure VARCHAR, count BIGINT, status VARCHAR,
-    rate_per_1000 DOUBLE, imd_decile INTEGER, lake_snapshot_id BIGINT)"""
+    rate_per_1000 DOUBLE, imd_decile INTEGER, lake_snapshot_id BIGINT, ward_code VARCHAR, prev_12m_mean DOUBLE,
+    change_vs_prev_12m_pct DOUBLE)"""
 AREA_RISK_INDEX_DDL = """CREATE TABLE marts.area_risk_index (geography_level VARCHAR, area_code VARCHAR,
     area_name VARCHAR, la_code VARCHAR, month DATE, composite_index DOUBLE, components_published INTEGER,
     lake_snapshot_id BIGINT)"""
@@ -44,11 +45,11 @@ MASH_INDICATORS_DDL = """CREATE TABLE marts.mash_indicators (person_id VARCHAR, 
 
 AREA_RISK = [
     ("lsoa", "E01016371", "Reading 001A", "E06000038", "Reading", D(2025, 1, 1), "violent_crime", 15, "published",
-     9.6, 2, SNAPSHOT),
+     9.6, 2, SNAPSHOT, "W1", None, None),
     ("lsoa", "E01016372", "Reading 001B", "E06000038", "Reading", D(2025, 1, 1), "violent_crime", None, "suppressed",
-     None, 5, SNAPSHOT),
+     None, 5, SNAPSHOT, "W1", None, None),
     ("la", "E06000038", "Reading", "E06000038", "Reading", D(2025, 1, 1), "violent_crime", 120, "published",
-     0.7, None, SNAPSHOT),
+     0.7, None, SNAPSHOT, None, 110.0, 9.1),
 ]
 AREA_RISK_INDEX = [
     ("lsoa", "E01016371", "Reading 001A", "E06000038", D(2025, 1, 1), 1.42, 3, SNAPSHOT),

@@ -92,14 +92,18 @@ def test_commissioners_tables_are_disclosure_controlled(built):
         assert set(t["status"].unique()) <= {"published", "suppressed"}
     risk = _sql(settings, "SELECT * FROM marts.area_risk")
     assert risk.filter(pl.col("count").is_null())["rate_per_1000"].null_count() == risk["count"].null_count()
-    # the LA rows are totals of their LSOA rows: never exactly one suppressed item in such an
-    # equation (a lone suppressed LSOA next to a published LA total could be subtracted out)
-    cells = risk.filter(pl.col("geography_level") == "lsoa").group_by("la_code", "month", "measure").agg(
-        (pl.col("status") == "suppressed").sum().alias("cells_suppressed"))
-    totals = risk.filter(pl.col("geography_level") == "la").select(
-        "la_code", "month", "measure", (pl.col("status") == "suppressed").cast(pl.Int64).alias("total_suppressed"))
-    items = cells.join(totals, on=["la_code", "month", "measure"], how="left").with_columns(
-        pl.col("total_suppressed").fill_null(0))
+    # each level is the total of the one below: never exactly one suppressed item in such an
+    # equation (a lone suppressed cell next to a published total could be subtracted out)
+    assert set(risk["geography_level"]) == {"lsoa", "ward", "la"}
+    def equations(part, whole, by):
+        cells = risk.filter(pl.col("geography_level") == part).group_by(*by, "month", "measure").agg(
+            (pl.col("status") == "suppressed").sum().alias("cells_suppressed"))
+        totals = risk.filter(pl.col("geography_level") == whole).select(
+            *by, "month", "measure", (pl.col("status") == "suppressed").cast(pl.Int64).alias("total_suppressed"))
+        return cells.join(totals, on=[*by, "month", "measure"], how="left").with_columns(
+            pl.col("total_suppressed").fill_null(0))
+    items = pl.concat([equations("lsoa", "ward", ["la_code", "ward_code"]), equations("ward", "la", ["la_code"])],
+                      how="diagonal_relaxed")
     assert items.filter(pl.col("cells_suppressed") + pl.col("total_suppressed") == 1).height == 0
     assert items["cells_suppressed"].sum() > 0  # the demo data does exercise suppression
 
