@@ -112,4 +112,16 @@ def _delete_unlinked(con, existing: set[str], agencies: set[str]) -> int:
                     con.execute(f"DELETE FROM linked.review_queue WHERE "
                                 + gone.replace("agency =", f"agency_{side} =").replace("entity =", f"entity_{side} =")
                                 .replace("record_key NOT IN", f"record_key_{side} NOT IN"))
+    # person-level tables derived from them (dbt rebuilds them whole on its next run; until then
+    # they must not keep what retention removed)
+    for name in agencies:
+        keys = " UNION ALL ".join(f"SELECT record_key FROM {e.contract.table}" for e in BY_NAME[name].entities
+                                  if e.contract.table in existing and e.contract.person_bearing) or "SELECT NULL"
+        for table in ("staging.int_events", "marts.mash_chronology", "marts.mash_indicators"):
+            if table in existing:
+                con.execute(f"DELETE FROM {table} WHERE agency = '{name}' AND record_key IS NOT NULL "
+                            f"AND record_key NOT IN ({keys})")
+    for table in ("staging.int_person_profile", "marts.mash_person"):
+        if table in existing:
+            con.execute(f"DELETE FROM {table} WHERE person_id NOT IN (SELECT person_id FROM linked.person_record)")
     return removed

@@ -27,6 +27,10 @@ def test_retention_shreds_expired_deliveries_only(tapestry_env):
         con.execute(DDL["person_record"])
         con.execute("INSERT INTO linked.person_record SELECT record_key, 'police', 'occurrences', 'P-' || "
                     "record_key[:8], 1.0, 'new', 'r1' FROM raw.police__occurrences")
+        # and a derived person-level mart row per record
+        con.execute("CREATE TABLE marts.mash_chronology AS SELECT 'P-' || record_key[:8] AS person_id, "
+                    "'police' AS agency, record_key FROM raw.police__occurrences")
+        con.execute("CREATE TABLE marts.mash_person AS SELECT DISTINCT person_id FROM linked.person_record")
 
     dry = apply_retention(settings, as_of=date(2026, 11, 22), dry_run=True)
     assert dry.expired == [old.delivery_id]  # police keep 6 years
@@ -42,6 +46,8 @@ def test_retention_shreds_expired_deliveries_only(tapestry_env):
         assert set(vault["delivery_id"]) == {recent.delivery_id}
         assert con.execute("SELECT record_key FROM linked.person_record").fetchall() == con.execute(
             "SELECT record_key FROM raw.police__occurrences").fetchall()
+        for table in ("marts.mash_chronology", "marts.mash_person"):  # derived rows went with them
+            assert con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 1
         assert decrypt_identifiers(vault, keyring).frame["involvement_ref"].to_list() == ["INV3"]
         assert dict(con.execute("SELECT delivery_id, status FROM raw.deliveries").fetchall()) == {
             old.delivery_id: "expired", recent.delivery_id: "loaded"}
