@@ -144,6 +144,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _sql(args: argparse.Namespace) -> int:
     import duckdb
+    import polars as pl
 
     from tapestry import lakehouse
     from tapestry.output import print_frame
@@ -155,7 +156,12 @@ def _sql(args: argparse.Namespace) -> int:
     try:
         with lakehouse.connect(settings, read_only=True) as con:
             try:
-                frame = con.sql(args.query).pl()
+                relation = con.sql(args.query)
+                try:
+                    frame = relation.pl()
+                except pl.exceptions.PolarsError:  # a type polars cannot import (e.g. INTERVAL): as text
+                    names = [f'"{c}"::VARCHAR AS "{c}"' for c in relation.columns]
+                    frame = con.sql(f"SELECT {', '.join(names)} FROM ({args.query})").pl()
             except duckdb.Error as exc:
                 raise UserError(str(exc).splitlines()[0]) from None
     except lakehouse.LakehouseError as exc:

@@ -104,3 +104,13 @@ def test_postgres_catalog(tapestry_env):
             assert con.execute(f"SELECT sum(v) FROM raw.t AT (VERSION => {snap})").fetchone()[0] == 45
         assert "PostgreSQL" in lakehouse.describe(settings) and dsn not in lakehouse.describe(settings)
         assert list((tapestry_env.home / "pgdata").rglob("*.parquet"))
+
+
+def test_sql_command_is_read_only_and_prints_any_type(tapestry_env, capsys):
+    from tapestry.cli import main
+
+    with lakehouse.connect(tapestry_env) as con:
+        con.execute("CREATE TABLE audit.t AS SELECT 1 AS n, INTERVAL 90 MINUTE AS took")
+    assert main(["sql", "SELECT n, took FROM audit.t", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "1,01:30:00"  # INTERVAL shown as text
+    assert main(["sql", "DROP TABLE audit.t"]) == 2
