@@ -26,7 +26,7 @@ SPLINK_LOG_LEVEL = logging.ERROR
 U_MAX_PAIRS = 1e6
 EM_MAX_PAIRS = 4e5
 SEED = 42
-DUCKDB_MEMORY_LIMIT = "3GB"
+DUCKDB_MEMORY_LIMIT = "2500MB"
 # Above this many distinct records, train on a uniform sample of them and score everything
 # with the trained model (training cost then stays flat as the population grows).
 TRAIN_SAMPLE_NODES = 300_000
