@@ -76,11 +76,6 @@ def record_id_expr() -> pl.Expr:
     return pl.concat_str(pl.col("agency"), pl.lit(":"), pl.col("entity"), pl.lit(":"), pl.col("record_key"))
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' "
-                            "AND schema_name = ? AND table_name = ?", [schema, table]).fetchone()[0])
-
-
 def current_rows(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Every current person-bearing raw row: agency, entity, record_key, person_key, sex,
     delivery_id, file_name, row_number, loaded_at (the lineage back to the delivered file)."""
@@ -88,7 +83,8 @@ def current_rows(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     for agency in AGENCIES:
         for entity in agency.entities:
             contract = entity.contract
-            if not contract.person_bearing or not _table_exists(con, "raw", contract.table.split(".")[1]):
+            schema, table = contract.table.split(".")
+            if not contract.person_bearing or not lakehouse.table_exists(con, schema, table):
                 continue
             person = "person_key" if "person_key" in contract.key_columns().values() else "NULL"
             sex = "gender" if any(c.name == "gender" for c in contract.columns) else "NULL"
@@ -166,7 +162,7 @@ def run_dir_for(settings: Settings, run_id: str) -> Path:
 
 
 def _latest_model(con: duckdb.DuckDBPyConnection) -> Path | None:
-    if not _table_exists(con, "linked", "runs"):
+    if not lakehouse.table_exists(con, "linked", "runs"):
         return None
     row = con.execute("SELECT model_file FROM linked.runs WHERE model_file IS NOT NULL "
                       "ORDER BY finished_at DESC LIMIT 1").fetchone()
@@ -175,7 +171,7 @@ def _latest_model(con: duckdb.DuckDBPyConnection) -> Path | None:
 
 def _previous(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """The stored assignment: record_id, person_id, match_confidence."""
-    if not _table_exists(con, "linked", "person_record"):
+    if not lakehouse.table_exists(con, "linked", "person_record"):
         return pl.DataFrame(schema={"record_id": pl.String, "person_id": pl.String, "match_confidence": pl.Float64})
     return con.sql("SELECT agency, entity, record_key, person_id, match_confidence FROM linked.person_record").pl(
     ).select(record_id_expr().alias("record_id"), "person_id", "match_confidence")

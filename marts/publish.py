@@ -22,16 +22,13 @@ import polars as pl
 import yaml
 
 from governance.disclosure import for_release, protect
+from tapestry.lakehouse import current_snapshot
 
 INDEX_CONFIG = Path(__file__).with_name("area_risk_index.yml")
 UNKNOWN_LSOA = "unknown"
 # measures counted among children / adults use that population as denominator
 CHILD_MEASURES = ("childrens_referrals", "cp_plan_starts", "children_on_cp_plan_", "cin_factor_")
 ADULT_MEASURES = ("s42_enquiries",)
-
-
-def _snapshot(con: duckdb.DuckDBPyConnection) -> int:
-    return con.execute("SELECT max(snapshot_id) FROM lake.snapshots()").fetchone()[0]
 
 
 def area_risk(measures: pl.DataFrame, lsoas: pl.DataFrame) -> pl.DataFrame:
@@ -138,7 +135,7 @@ def _replace(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> 
 
 def publish(con: duckdb.DuckDBPyConnection) -> dict:
     """Build and write the three published tables; returns counts for metadata (no values)."""
-    snapshot = _snapshot(con)
+    snapshot = current_snapshot(con)
     measures = con.sql("SELECT * FROM staging.int_area_measures").pl()
     lsoas = con.sql("SELECT * FROM reference.lsoa").pl()
     cohorts = con.sql("SELECT * FROM staging.int_cohort_counts").pl()

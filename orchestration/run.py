@@ -88,9 +88,9 @@ def _downstream_stale(settings: Settings) -> bool:
     if settings.catalog_path is not None and not settings.catalog_path.exists():
         return False
     with lakehouse.connect(settings, read_only=True) as con:
-        if not _exists(con, "raw", "deliveries"):
+        if not lakehouse.table_exists(con, "raw", "deliveries"):
             return False
-        if not _exists(con, "linked", "runs"):
+        if not lakehouse.table_exists(con, "linked", "runs"):
             return True
         return bool(con.execute(
             "SELECT (SELECT max(loaded_at) FROM raw.deliveries) > (SELECT max(started_at) FROM linked.runs)"
@@ -105,7 +105,7 @@ def _summary(settings: Settings, run_ids: list[str]) -> None:
         deliveries = con.sql(
             "SELECT agency, status, count(*) AS files, sum(rows_loaded)::BIGINT AS rows "
             "FROM raw.deliveries WHERE list_contains(?, run_id) GROUP BY ALL ORDER BY agency, status", params=[run_ids]
-        ).pl() if _exists(con, "raw", "deliveries") else None
+        ).pl() if lakehouse.table_exists(con, "raw", "deliveries") else None
         rejected = con.sql(
             "SELECT agency, file_name, reason FROM raw.deliveries WHERE list_contains(?, run_id) "
             "AND status = 'rejected' ORDER BY agency, file_name", params=[run_ids]
@@ -137,9 +137,3 @@ def _summary(settings: Settings, run_ids: list[str]) -> None:
     print('  tapestry sql "SELECT * FROM lake.snapshots()"        # every lakehouse snapshot')
     print(f"  tapestry ui   (or: DAGSTER_HOME={settings.dagster_home} dagster dev -m orchestration.definitions)")
     print(f"  files: {settings.home}")
-
-
-def _exists(con, schema: str, table: str) -> bool:
-    return bool(con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' AND schema_name = ? AND table_name = ?",
-        [schema, table]).fetchone()[0])

@@ -174,6 +174,14 @@ def current_snapshot(con: duckdb.DuckDBPyConnection) -> int:
     return con.execute(f"SELECT id FROM ducklake_current_snapshot('{ALIAS}')").fetchone()[0]
 
 
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """Is ``lake.<schema>.<table>`` there? (Ask outside a write transaction: catalog look-ups
+    inside one on a SQLite catalog wait on its own lock.)"""
+    return bool(con.execute(
+        f"SELECT count(*) FROM duckdb_tables() WHERE database_name = '{ALIAS}' AND schema_name = ? "
+        "AND table_name = ?", [schema, table]).fetchone()[0])
+
+
 def set_commit_message(con: duckdb.DuckDBPyConnection, message: str) -> None:
     """Label the snapshot the current transaction will produce (shown by lake.snapshots())."""
     con.execute(f"CALL {ALIAS}.set_commit_message('tapestry', ?)", [message])

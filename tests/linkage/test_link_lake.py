@@ -10,6 +10,7 @@ from linkage.evaluation import pairwise_metrics
 from linkage.pipeline import link_records
 from tapestry import lakehouse
 from tapestry.cli import main
+from tests.conftest import isolate
 
 
 def _runs(settings) -> pl.DataFrame:
@@ -28,11 +29,7 @@ def linked_lake(tmp_path_factory):
     """1,000 persons; the last two monthly police files held back for a later, small delivery."""
     root = tmp_path_factory.mktemp("linklake")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TAPESTRY_HOME", str(root / "home"))
-        mp.setenv("TAPESTRY_SECRETS", str(root / "secrets"))
-        mp.setenv("TAPESTRY_LANDING", str(root / "landing"))
-        mp.delenv("TAPESTRY_CATALOG", raising=False)
-        mp.delenv("TAPESTRY_TRUTH", raising=False)
+        isolate(mp, root, landing=root / "landing")
         from orchestration import run
         mp.setattr(run, "DOWNSTREAM_JOBS", ("link",))  # linkage only: transforms are tested elsewhere
         from tapestry.config import Settings

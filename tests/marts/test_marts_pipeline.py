@@ -8,6 +8,7 @@ import pytest
 
 from tapestry import lakehouse
 from tapestry.cli import main
+from tests.conftest import isolate
 
 PERSONS = 1000
 
@@ -16,15 +17,9 @@ PERSONS = 1000
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("marts")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TAPESTRY_HOME", str(root / "home"))
-        mp.setenv("TAPESTRY_SECRETS", str(root / "secrets"))
-        mp.setenv("TAPESTRY_LANDING", str(root / "landing"))
-        for name in ("TAPESTRY_CATALOG", "TAPESTRY_TRUTH", "TAPESTRY_DATA_PATH", "TAPESTRY_CATALOG_PATH"):
-            mp.delenv(name, raising=False)
-        from tapestry.config import Settings
+        settings = isolate(mp, root, landing=root / "landing")
         assert main(["synth", "--persons", str(PERSONS), "--seed", "21", "--out", str(root / "landing")]) == 0
         assert main(["run"]) == 0
-        settings = Settings.from_env()
         yield settings, root / "landing_truth", mp
 
 
