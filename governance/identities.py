@@ -21,8 +21,9 @@ FIELDS = ("forename", "middle_names", "surname", "dob", "postcode", "nhs_number"
 
 
 def read_identifiers(con: duckdb.DuckDBPyConnection, keyring: Keyring, agencies: list[str] | None = None,
-                     delivery_ids: list[str] | None = None) -> pl.DataFrame:
-    """Canonical identifiers of the vault's rows (optionally of some agencies or deliveries)."""
+                     delivery_ids: list[str] | None = None, records: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Canonical identifiers of the vault's rows (optionally of some agencies or deliveries, or
+    of some records: a frame of agency, entity, record_key, delivery_id)."""
     # filters as a join with a registered list: list_contains(?, column) over a million rows
     # took 24 s and 4.7 GB (measured, bench/bench_link.py); the join takes about a second
     wanted = {"agency": agencies, "delivery_id": delivery_ids}
@@ -33,12 +34,17 @@ def read_identifiers(con: duckdb.DuckDBPyConnection, keyring: Keyring, agencies:
             con.register(name, pl.DataFrame({column: list(dict.fromkeys(values))}, schema={column: pl.String})
                          .to_arrow())
             joins.append(f"JOIN {name} USING ({column})")
+    if records is not None:
+        con.register("_wanted_records", records.select("agency", "entity", "record_key", "delivery_id").to_arrow())
+        joins.append("JOIN _wanted_records USING (agency, entity, record_key, delivery_id)")
     try:
         vault = con.sql(f"SELECT v.* FROM vault.identifiers v {' '.join(joins)}").pl()
     finally:
         for column, values in wanted.items():
             if values:
                 con.unregister(f"_wanted_{column}")
+        if records is not None:
+            con.unregister("_wanted_records")
     out = []
     for (agency, entity), group in vault.group_by(["agency", "entity"], maintain_order=True):
         decrypted = decrypt_identifiers(group, keyring).frame

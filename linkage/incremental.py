@@ -67,6 +67,9 @@ class LinkState:
     tf_tables: dict[str, pl.DataFrame] = field(default_factory=dict)
     node_keys: pl.DataFrame | None = None  # unique_id, _k: hash of the features (finds repeats)
     node_person: pl.DataFrame | None = None  # node_id -> person_id
+    # A partial state (the lake's: ``nodes`` holds only a delivery's candidates) fetches the
+    # features of further nodes of affected persons with this: node ids -> nodes frame.
+    fetch_nodes: object | None = None
 
     def __post_init__(self):
         if self.node_keys is None:
@@ -90,39 +93,71 @@ def node_keys(nodes: pl.DataFrame) -> pl.DataFrame:
     return nodes.select("unique_id", _k=pl.struct(key_cols).hash(seed=7))
 
 
-# Candidate filter for predict_between: existing records sharing, with some delivered record,
-# the key of a prediction blocking rule (M.PREDICTION_BLOCKING_RULES; pairs: existing columns,
-# delivery columns). A superset of what the rules pair, so scoring only these is the same as
-# scoring the whole population, at a cost that follows the delivery.
+@dataclass(frozen=True)
+class CandidateKey:
+    """Existing nodes sharing ``existing`` columns' values with a delivered node's ``delivery``
+    columns may be paired by a prediction blocking rule. ``name`` is the token namespace in the
+    lake (``linked.node_key``): entries with one name compare the same kind of values."""
+    name: str
+    existing: tuple[str, ...]
+    delivery: tuple[str, ...]
+    existing_no_dob: bool = False  # only existing nodes without a date of birth
+    delivery_no_dob: bool = False  # only delivered nodes without one
+
+
+# Candidate filter for predict_between: one entry per prediction blocking rule
+# (M.PREDICTION_BLOCKING_RULES). A superset of what the rules pair, so scoring only these is
+# the same as scoring the whole population, at a cost that follows the delivery.
 _MD = "_dob_month_day"
-_CANDIDATE_KEYS = [([c], [c]) for c in ("nhs_number", "pnc_id", "upn", "crn", "source_person_id")] + [
-    (k, k) for k in (["dob", "forename_sx"], ["dob", "surname_sx"], ["forename_canon", "surname_sx", "dob_year"],
-                     ["forename_canon", "surname_sx", _MD], ["dob", "postcode_std"], ["forename_canon", "postcode_std"])
-] + [
-    (["dob_swapped", "surname_sx"], ["dob", "surname_sx"]),
-    (["dob", "surname_sx"], ["dob_swapped", "surname_sx"]),
-    (["forename_sx", "surname_sx", "dob_year"], ["surname_sx", "forename_sx", "dob_year"]),
-]
+_NAME = ("forename_canon", "surname_sx")
+CANDIDATE_KEYS: tuple[CandidateKey, ...] = tuple(
+    [CandidateKey(c, (c,), (c,)) for c in ("nhs_number", "pnc_id", "upn", "crn", "source_person_id")]
+    + [CandidateKey("+".join(k), k, k) for k in (("dob", "forename_sx"), ("dob", "surname_sx"),
+                                                  ("forename_canon", "surname_sx", "dob_year"),
+                                                  ("forename_canon", "surname_sx", _MD), ("dob", "postcode_std"),
+                                                  ("forename_canon", "postcode_std"))]
+    + [CandidateKey("dob+surname_sx", ("dob_swapped", "surname_sx"), ("dob", "surname_sx")),
+       CandidateKey("dob+surname_sx", ("dob", "surname_sx"), ("dob_swapped", "surname_sx")),
+       CandidateKey("forename_sx+surname_sx+dob_year", ("forename_sx", "surname_sx", "dob_year"),
+                    ("surname_sx", "forename_sx", "dob_year")),
+       # the rules for a missing dob on either side
+       CandidateKey("name_no_dob", _NAME, _NAME, existing_no_dob=True),
+       CandidateKey("name", _NAME, _NAME, delivery_no_dob=True)]
+)
+
+
+def with_key_columns(nodes: pl.DataFrame) -> pl.DataFrame:
+    """The derived columns candidate keys use (dob month-day)."""
+    dob = pl.col("dob") if "dob" in nodes.columns else pl.lit(None, pl.String)
+    return nodes.with_columns(dob.str.slice(5, 5).alias(_MD))
+
+
+def _side(frame: pl.DataFrame, no_dob: bool) -> pl.DataFrame:
+    return frame.filter(pl.col("dob").is_null()) if no_dob and "dob" in frame.columns else frame
 
 
 def candidate_existing(existing: pl.DataFrame, delivery: pl.DataFrame) -> pl.DataFrame:
-    md = pl.col("dob").str.slice(5, 5).alias(_MD)
-    e, d = existing.with_columns(md), delivery.with_columns(md)
+    """Existing nodes that some prediction blocking rule may pair with a delivered node."""
+    e, d = with_key_columns(existing), with_key_columns(delivery)
     hits = []
-    for ecols, dcols in _CANDIDATE_KEYS:
-        if not set(ecols) <= set(e.columns) or not set(dcols) <= set(d.columns):
+    for key in CANDIDATE_KEYS:
+        if not set(key.existing) <= set(e.columns) or not set(key.delivery) <= set(d.columns):
             continue
-        keys = d.select([pl.col(dc).alias(ec) for ec, dc in zip(ecols, dcols)]).drop_nulls().unique()
-        hits.append(e.select("unique_id", *ecols).join(keys, on=ecols, how="semi")["unique_id"])
-    name = ["forename_canon", "surname_sx"]
-    if set(name) <= set(e.columns):  # the no-dob rules (and the names-only fallback)
-        dk = d.select(name).drop_nulls().unique()
-        hits.append(e.filter(pl.col("dob").is_null()).join(dk, on=name, how="semi")["unique_id"])
-        no_dob = d.filter(pl.col("dob").is_null()).select(name).drop_nulls().unique()
-        if no_dob.height or "dob" not in delivery.columns:
-            hits.append(e.join(no_dob if no_dob.height else dk, on=name, how="semi")["unique_id"])
+        values = _side(d, key.delivery_no_dob).select(
+            [pl.col(dc).alias(ec) for ec, dc in zip(key.existing, key.delivery)]).drop_nulls().unique()
+        hits.append(_side(e, key.existing_no_dob).select("unique_id", *key.existing)
+                    .join(values, on=list(key.existing), how="semi")["unique_id"])
     ids = pl.concat(hits).unique() if hits else existing["unique_id"]
     return existing.filter(pl.col("unique_id").is_in(ids.implode()))
+
+
+def delivery_nodes(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A delivery's distinct standardised records (nodes) and record_id -> node_id."""
+    from linkage.pipeline import collapse, distinct_raw
+
+    raw, raw_of = distinct_raw(records)
+    nodes, node_of = collapse(standardise(raw))
+    return nodes, raw_of.join(node_of.rename({"record_id": "raw_id"}), on="raw_id").drop("raw_id")
 
 
 def tf_tables(nodes: pl.DataFrame) -> dict[str, pl.DataFrame]:
@@ -177,22 +212,21 @@ def link_increment(
     threshold: float = C.CLUSTER_THRESHOLD,
     guard: bool = True,
     progress=print,
+    prepared: tuple[pl.DataFrame, pl.DataFrame] | None = None,
 ) -> IncrementResult:
-    """Link ``new_records`` (canonical schema; record ids not already linked) into ``state``."""
+    """Link ``new_records`` (canonical schema; record ids not already linked) into ``state``.
+    ``prepared``: ``delivery_nodes(new_records)`` when the caller has already computed it."""
     import duckdb
     from splink import DuckDBAPI, Linker
 
-    from linkage.pipeline import PREDICT_THRESHOLD, collapse, distinct_raw, validate_records
+    from linkage.pipeline import PREDICT_THRESHOLD, validate_records
 
     t0 = time.perf_counter()
     validate_records(new_records, "delivery")
     clash = new_records.select(pl.col("record_id").cast(pl.String)).join(state.node_of, on="record_id", how="semi")
     if clash.height:
         raise ValueError(f"delivery: {clash.height} record id(s) already linked")
-    raw, raw_of = distinct_raw(new_records)
-    feats = standardise(raw)
-    new_nodes, new_node_of = collapse(feats)
-    new_node_of = raw_of.join(new_node_of.rename({"record_id": "raw_id"}), on="raw_id").drop("raw_id")
+    new_nodes, new_node_of = prepared if prepared is not None else delivery_nodes(new_records)
     new_nodes = new_nodes.select(state.nodes.columns)
     # a new node identical to an existing one (same features, same source) is that node
     new_keys = node_keys(new_nodes)
@@ -238,6 +272,14 @@ def link_increment(
     affected = node_person.filter(pl.col("node_id").is_in(touched_nodes.implode()))["person_id"].unique()
     affected_nodes = node_person.filter(pl.col("person_id").is_in(affected.implode()))["node_id"]
     sub_existing = state.nodes.filter(pl.col("unique_id").is_in(affected_nodes.implode()))
+    if state.fetch_nodes is not None and sub_existing.height < affected_nodes.len():
+        missing = affected_nodes.filter(~affected_nodes.is_in(sub_existing["unique_id"].implode()))
+        fetched = state.fetch_nodes(missing).select(state.nodes.columns)
+        state.nodes = pl.concat([state.nodes, fetched])
+        sub_existing = pl.concat([sub_existing, fetched])
+        for col, table in state.tf_tables.items():  # the fetch may have added values
+            linker.table_management.register_term_frequency_lookup(
+                _register(db_api, table, f"tf_{col}_fetched"), col)
     # re-score the affected persons' own pairs (their edges are not stored)
     if sub_existing.height > 1:
         sub = _register(db_api, sub_existing, "affected", with_source_dataset=True)

@@ -14,6 +14,14 @@ linked.review_queue      uncertain pairs (``linkage.cluster.REVIEW_BAND``) with 
                          clerical-review screen.
 linked.runs              one row per link run: mode (full / incremental), counts, timings,
                          the model file and the metrics as JSON.
+linked.node_key          node_id -> keyed tokens of the node's blocking keys (one per
+                         ``linkage.incremental.CANDIDATE_KEYS`` entry): how an incremental run
+                         finds a delivery's candidates without decrypting the population.
+                         A node is a distinct standardised record; ``node_id`` (also in
+                         person_record) is the keyed token of all its features.
+linked.term_frequency    keyed token of a value -> number of nodes with it, per compared
+                         feature (rows added per run; the count is their sum).
+linked.delivery          the deliveries whose records are linked.
 =======================  ==================================================================
 
 A record is (agency, entity, record_key): a record re-delivered in a later file (probation
@@ -32,7 +40,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -41,10 +49,10 @@ import polars as pl
 
 from governance.identities import read_identifiers
 from governance.keys import Keyring
-from linkage import cluster as C
-from linkage.incremental import LinkState, link_increment, tf_tables
-from linkage.pipeline import collapse, distinct_raw, link_records
-from linkage.standardise import standardise
+from linkage.incremental import LinkState, delivery_nodes, link_increment
+from linkage.pipeline import link_records
+from linkage.stored_state import LakePopulation, lookup_keys, node_tokens, stored_node_keys, tf_counts
+from linkage.tokens import token_key
 from sources.registry import AGENCIES
 from tapestry import lakehouse
 from tapestry.config import Settings
@@ -56,7 +64,12 @@ DETAIL_COLUMNS = ("forename", "middle_names", "surname", "dob", "sex", "postcode
 DDL = {
     "person_record": """CREATE TABLE IF NOT EXISTS linked.person_record (
         record_key VARCHAR NOT NULL, agency VARCHAR NOT NULL, entity VARCHAR NOT NULL, person_id VARCHAR NOT NULL,
-        match_confidence DOUBLE, id_status VARCHAR, run_id VARCHAR NOT NULL)""",
+        match_confidence DOUBLE, id_status VARCHAR, run_id VARCHAR NOT NULL, node_id BIGINT)""",
+    # the state an incremental run needs, as keyed tokens (linkage/tokens.py), never features:
+    "node_key": """CREATE TABLE IF NOT EXISTS linked.node_key (node_id BIGINT NOT NULL, key BIGINT NOT NULL)""",
+    "term_frequency": """CREATE TABLE IF NOT EXISTS linked.term_frequency (
+        feature VARCHAR NOT NULL, value_token BIGINT NOT NULL, nodes BIGINT NOT NULL, run_id VARCHAR NOT NULL)""",
+    "delivery": """CREATE TABLE IF NOT EXISTS linked.delivery (delivery_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL)""",
     "person_lineage": """CREATE TABLE IF NOT EXISTS linked.person_lineage (
         old_person_id VARCHAR NOT NULL, new_person_id VARCHAR, reason VARCHAR NOT NULL, run_id VARCHAR NOT NULL,
         recorded_at TIMESTAMP WITH TIME ZONE NOT NULL)""",
@@ -72,14 +85,23 @@ DDL = {
 }
 
 
+RECORD_COLUMNS = ("record_id", "source", *DETAIL_COLUMNS, "source_person_id", "agency", "entity", "record_key")
+
+
 def record_id_expr() -> pl.Expr:
     return pl.concat_str(pl.col("agency"), pl.lit(":"), pl.col("entity"), pl.lit(":"), pl.col("record_key"))
 
 
-def current_rows(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+def current_rows(con: duckdb.DuckDBPyConnection, *, delivery_ids: list[str] | None = None,
+                 records: pl.DataFrame | None = None, person_keys: pl.DataFrame | None = None) -> pl.DataFrame:
     """Every current person-bearing raw row: agency, entity, record_key, person_key, sex,
-    delivery_id, file_name, row_number, loaded_at (the lineage back to the delivered file)."""
+    delivery_id, file_name, row_number, loaded_at (the lineage back to the delivered file).
+    Optionally only rows of some deliveries, of some records (agency, entity, record_key), or of
+    some agency persons (agency, key: the row's person_key, or its record_key when it is the
+    person)."""
     parts = []
+    filters = {"_f_deliveries": pl.DataFrame({"delivery_id": delivery_ids}, schema={"delivery_id": pl.String})
+               if delivery_ids is not None else None}
     for agency in AGENCIES:
         for entity in agency.entities:
             contract = entity.contract
@@ -88,12 +110,34 @@ def current_rows(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
                 continue
             person = "person_key" if "person_key" in contract.key_columns().values() else "NULL"
             sex = "gender" if any(c.name == "gender" for c in contract.columns) else "NULL"
+            where = ["r.record_key IS NOT NULL"]
+            if delivery_ids is not None:
+                where.append("r._delivery_id IN (SELECT delivery_id FROM _f_deliveries)")
+            if records is not None:
+                keys = records.filter((pl.col("agency") == agency.name) & (pl.col("entity") == entity.name))
+                if keys.height == 0:
+                    continue
+                filters["_f_records"] = keys.select("record_key")
+                where.append("r.record_key IN (SELECT record_key FROM _f_records)")
+            if person_keys is not None:
+                keys = person_keys.filter(pl.col("agency") == agency.name)
+                if keys.height == 0:
+                    continue
+                filters["_f_persons"] = keys.select("key")
+                where.append(f"coalesce(r.{person}, r.record_key) IN (SELECT key FROM _f_persons)"
+                             if person != "NULL" else "r.record_key IN (SELECT key FROM _f_persons)")
+            for name, frame in filters.items():
+                if frame is not None:
+                    con.register(name, frame.to_arrow())
             parts.append(con.sql(f"""
                 SELECT '{agency.name}' AS agency, '{entity.name}' AS entity, r.record_key,
                        {person}::VARCHAR AS person_key, {sex}::VARCHAR AS sex, r._delivery_id AS delivery_id,
                        r._file_name AS file_name, r._row_number AS row_number, d.loaded_at
                 FROM {contract.table} r JOIN raw.current_deliveries d ON d.delivery_id = r._delivery_id
-                WHERE r.record_key IS NOT NULL""").pl())
+                WHERE {' AND '.join(where)}""").pl())
+    for name, frame in filters.items():
+        if frame is not None:
+            con.unregister(name)
     if not parts:
         return pl.DataFrame(schema={"agency": pl.String, "entity": pl.String, "record_key": pl.String,
                                     "person_key": pl.String, "sex": pl.String, "delivery_id": pl.String,
@@ -102,15 +146,40 @@ def current_rows(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return pl.concat(parts, how="vertical_relaxed")
 
 
-def person_records(con: duckdb.DuckDBPyConnection, keyring: Keyring) -> pl.DataFrame:
+_HAS_DETAILS = pl.any_horizontal(pl.col(c).is_not_null() for c in ("forename", "surname", "dob"))
+
+
+def person_records(con: duckdb.DuckDBPyConnection, keyring: Keyring, rows: pl.DataFrame | None = None
+                   ) -> pl.DataFrame:
     """Canonical person records of the lakehouse (``linkage.cli`` schema + agency, entity,
-    record_key), identifiers decrypted in memory. One per (agency, entity, record_key)."""
-    rows = current_rows(con)
+    record_key), identifiers decrypted in memory. One per (agency, entity, record_key). With
+    ``rows`` (some of ``current_rows``), only those records; their agency's own link (details of
+    the same agency person) is read as well where they need it."""
+    if rows is None:
+        return inherit_person_details(_decrypted(con, keyring, current_rows(con), subset=False)).select(RECORD_COLUMNS)
+    records = _decrypted(con, keyring, rows, subset=True)
+    needy = records.filter(~_HAS_DETAILS)
+    if needy.height:
+        keys = needy.select("agency", key=pl.coalesce("person_key", "record_key")).unique()
+        donor_rows = current_rows(con, person_keys=keys).join(
+            records.select("agency", "entity", "record_key"), on=["agency", "entity", "record_key"], how="anti")
+        if donor_rows.height:
+            pool = pl.concat([records, _decrypted(con, keyring, donor_rows, subset=True)], how="diagonal_relaxed")
+            return inherit_person_details(pool).join(records.select("record_id"), on="record_id", how="semi").select(
+                RECORD_COLUMNS)
+    return inherit_person_details(records).select(RECORD_COLUMNS)
+
+
+def _decrypted(con: duckdb.DuckDBPyConnection, keyring: Keyring, rows: pl.DataFrame, *, subset: bool
+               ) -> pl.DataFrame:
     latest = rows.sort("loaded_at", "delivery_id").unique(["agency", "entity", "record_key"], keep="last")
-    ids = read_identifiers(con, keyring, delivery_ids=latest["delivery_id"].unique().to_list())
+    if subset:
+        ids = read_identifiers(con, keyring, records=latest.select("agency", "entity", "record_key", "delivery_id"))
+    else:
+        ids = read_identifiers(con, keyring, delivery_ids=latest["delivery_id"].unique().to_list())
     ids = ids.filter(pl.col("vault_status") == "ok").drop("vault_status")
     records = latest.join(ids, on=["agency", "entity", "record_key", "delivery_id"], how="inner")
-    records = records.with_columns(
+    return records.with_columns(
         record_id=record_id_expr(),
         source=pl.col("agency"),
         # a record without a person id column is the person (Patient, probation case): its own
@@ -118,14 +187,12 @@ def person_records(con: duckdb.DuckDBPyConnection, keyring: Keyring) -> pl.DataF
         source_person_id=pl.concat_str(pl.col("agency"), pl.lit(":"),
                                        pl.coalesce("person_key", "record_key")),
     )
-    return inherit_person_details(records).select(
-        "record_id", "source", *DETAIL_COLUMNS, "source_person_id", "agency", "entity", "record_key")
 
 
 def inherit_person_details(records: pl.DataFrame) -> pl.DataFrame:
     """Rows with no name and no dob take the details of the first row of the same agency
     person that has them (Encounter -> its Patient, assessment factor -> the referral)."""
-    has_details = pl.any_horizontal(pl.col(c).is_not_null() for c in ("forename", "surname", "dob"))
+    has_details = _HAS_DETAILS
     donors = (
         records.filter(has_details & pl.col("source_person_id").is_not_null())
         .sort("record_id").unique(subset="source_person_id", keep="first")
@@ -177,79 +244,224 @@ def _previous(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     ).select(record_id_expr().alias("record_id"), "person_id", "match_confidence")
 
 
-def _state_for(records: pl.DataFrame, previous: pl.DataFrame, model: dict) -> LinkState:
-    """Rebuild what ``link_increment`` needs for the already linked records, the same way a
-    full run builds it (nodes are deterministic: smallest record id of a duplicate group)."""
-    raw, raw_of = distinct_raw(records)
-    nodes, node_of = collapse(standardise(raw))
-    node_of = raw_of.join(node_of.rename({"record_id": "raw_id"}), on="raw_id").drop("raw_id")
-    return LinkState(nodes=nodes, node_of=node_of, assignments=previous, model=model, tf_tables=tf_tables(nodes))
+@dataclass
+class _Plan:
+    mode: str  # full / incremental
+    reason: str
+    model_file: Path | None
+    new_deliveries: list[str]
+    expired: list[str]  # linked deliveries since removed by retention (their rows already are)
+
+
+def _plan(con: duckdb.DuckDBPyConnection, full: bool) -> _Plan:
+    """Full or incremental, and why. Incremental needs a saved model and the stored state of a
+    run since node tokens exist; a superseded delivery (its records may have changed or gone)
+    makes a full re-link."""
+    model_file = _latest_model(con)
+    current = [r[0] for r in con.execute("SELECT delivery_id FROM raw.current_deliveries").fetchall()]
+    plan = _Plan("full", "asked for a full re-link", model_file, current, [])
+    if full:
+        return plan
+    if model_file is None:
+        return replace(plan, reason="no saved model yet")
+    if not lakehouse.table_exists(con, "linked", "delivery") or con.execute(
+            "SELECT count(*) FROM linked.person_record WHERE node_id IS NULL").fetchone()[0]:
+        return replace(plan, reason="no stored link state (linked before node tokens)")
+    linked = con.execute("SELECT d.delivery_id, coalesce(r.status, 'unknown') FROM linked.delivery d "
+                         "LEFT JOIN raw.deliveries r USING (delivery_id)").fetchall()
+    gone = [(did, status) for did, status in linked if did not in set(current)]
+    if any(status != "expired" for _, status in gone):
+        return replace(plan, reason="a linked delivery was superseded")
+    known = {did for did, _ in linked}
+    return _Plan("incremental", "new deliveries", model_file, [d for d in current if d not in known],
+                 [did for did, _ in gone])
+
+
+def _new_rows(con: duckdb.DuckDBPyConnection, deliveries: list[str]) -> pl.DataFrame:
+    """Current rows of these deliveries whose record is not linked yet (a re-delivered record
+    keeps its person)."""
+    rows = current_rows(con, delivery_ids=deliveries)
+    if rows.height == 0:
+        return rows
+    con.register("_delivered", rows.select("agency", "entity", "record_key").to_arrow())
+    try:
+        linked = con.sql("SELECT agency, entity, record_key FROM linked.person_record "
+                         "WHERE record_key IN (SELECT record_key FROM _delivered)").pl()
+    finally:
+        con.unregister("_delivered")
+    return rows.join(linked, on=["agency", "entity", "record_key"], how="anti")
+
+
+def _linked_records(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute("SELECT count(*) FROM linked.person_record").fetchone()[0]
 
 
 def link_lake(settings: Settings, *, full: bool = False, truth: Path | None = None, progress=print) -> LakeLink:
     """Link the lakehouse's current person records and write the ``linked`` zone."""
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        seconds[name] = round(time.perf_counter() - t0 - sum(seconds.values()), 2)
+
     run_id = started.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     run_dir = run_dir_for(settings, run_id)
     keyring = Keyring.open(settings)
+    key = token_key(keyring.pseudonym_key())
     # read without the writer lock: ingestion can go on while we link
     with lakehouse.connect(settings, read_only=True) as con:
-        records = person_records(con, keyring)
-        previous = _previous(con)
-        model_file = _latest_model(con)
-        rows = current_rows(con) if truth is not None else None
-    read_seconds = round(time.perf_counter() - t0, 2)
-    progress(f"read {records.height:,} person records from the vault in {read_seconds:.1f} s")
-    if records.height == 0:
-        raise LookupError("no person records in the lakehouse yet: load deliveries first (tapestry run)")
-
-    known = previous.join(records.select("record_id"), on="record_id", how="semi")
-    new = records.join(previous.select("record_id"), on="record_id", how="anti")
-    incremental = (not full and model_file is not None and known.height > 0
-                   and new.height <= INCREMENTAL_MAX_SHARE * records.height)
-    linkage_records = records.drop("agency", "entity", "record_key")
-    if incremental:
-        mode = "incremental"
-        progress(f"incremental link: {new.height:,} new records against {known.height:,} linked ones")
-        model = json.loads(model_file.read_text())
-        old = linkage_records.join(known.select("record_id"), on="record_id", how="semi")
-        state = _state_for(old, known.select("record_id", "person_id"), model)
-        if new.height:
-            inc = link_increment(state, linkage_records.join(new.select("record_id"), on="record_id", how="semi"),
-                                 run_id=run_id, progress=progress)
-            changed = inc.assignments.select("record_id", "person_id", "match_confidence", "id_status")
-            assignments = pl.concat([known.join(changed.select("record_id"), on="record_id", how="anti")
-                                     .with_columns(id_status=pl.lit("continuing")), changed], how="diagonal_relaxed")
-            lineage, review, metrics = inc.lineage, inc.review, inc.metrics
-        else:
-            assignments = known.with_columns(id_status=pl.lit("continuing"))
-            lineage, review, metrics = pl.DataFrame(), pl.DataFrame(), {"new_records": 0}
-        model_path = model_file
-    else:
-        mode = "full"
-        progress(f"full link of {records.height:,} records" + (" (re-training)" if model_file else ""))
-        result = link_records(linkage_records, run_dir=run_dir,
-                              previous=previous.select("record_id", "person_id") if previous.height else None,
-                              run_id=run_id, progress=progress)
-        assignments = result.assignments.select("record_id", "person_id", "match_confidence", "id_status")
-        lineage, review, metrics = result.lineage, result.review, result.metrics
-        model_path = run_dir / "model.json"
-    retired = previous.join(records.select("record_id"), on="record_id", how="anti")
-    metrics = metrics | {"mode": mode, "records": records.height, "new_records": new.height,
-                         "records_no_longer_current": retired.height,
-                         "persons": int(assignments["person_id"].n_unique()),
-                         "read_seconds": read_seconds}
+        plan = _plan(con, full)
+        if plan.mode == "incremental":
+            new_rows = _new_rows(con, plan.new_deliveries)
+            population = _linked_records(con)
+            if new_rows.height > INCREMENTAL_MAX_SHARE * population:
+                plan = replace(plan, mode="full", reason=f"{new_rows.height:,} new records: over "
+                               f"{INCREMENTAL_MAX_SHARE:.0%} of the {population:,} linked")
+        if plan.mode == "incremental":
+            out = _link_incremental(con, keyring, key, plan, new_rows, population, run_id, progress)
+            if out is None:  # the stored state no longer matches the features: re-link in full
+                plan = replace(plan, mode="full", reason="stored node tokens differ from today's standardised "
+                                                          "features (standardisation changed)")
+        if plan.mode == "full":
+            out = _link_full(con, keyring, key, plan, run_dir, run_id, progress, seconds, t0)
+    lap("link")
+    out.metrics |= {"mode": plan.mode, "mode_reason": plan.reason}
+    _write(settings, run_id, plan, started, out)
+    lap("write")
+    metrics = out.metrics
     evaluation = None
     if truth is not None and Path(truth, "records.parquet").is_file():
-        evaluation = evaluate_assignments(records, assignments, truth_persons(rows, truth))
+        t_truth = time.perf_counter()
+        with lakehouse.connect(settings, read_only=True) as con:
+            evaluation = evaluate_lake_assignment(con, truth)
         metrics["evaluation"] = evaluation
+        seconds["truth_evaluation"] = round(time.perf_counter() - t_truth, 2)
+        with lakehouse.connect(settings) as con:  # the run's row keeps its measured quality
+            con.execute("UPDATE linked.runs SET metrics = ? WHERE run_id = ?", [json.dumps(metrics, default=str), run_id])
+    seconds["total"] = round(time.perf_counter() - t0, 2)
+    seconds["total_excl_truth"] = round(seconds["total"] - seconds.get("truth_evaluation", 0.0), 2)
+    metrics["seconds_link_lake"] = seconds
+    metrics["seconds_total"] = seconds["total"]
+    progress(f"linked {metrics['records']:,} records into {metrics['persons']:,} persons ({plan.mode}) "
+             f"in {seconds['total_excl_truth']:.1f} s")
+    return LakeLink(run_id=run_id, mode=plan.mode, metrics=metrics, run_dir=run_dir, evaluation=evaluation)
+
+
+@dataclass
+class _Outcome:
+    person_record: pl.DataFrame  # rows to write: agency, entity, record_key, person_id, match_confidence, id_status, node_id
+    lineage: pl.DataFrame
+    review: pl.DataFrame  # review rows keyed by (agency, entity, record_key) (see _review_rows)
+    node_key: pl.DataFrame  # node_id, key
+    term_frequency: pl.DataFrame  # feature, value_token, nodes
+    metrics: dict
+    model_path: Path | None
+
+
+def _link_full(con, keyring: Keyring, key: bytes, plan: _Plan, run_dir: Path, run_id: str, progress,
+               seconds: dict, t0: float) -> _Outcome:
+    records = person_records(con, keyring)
+    previous = _previous(con)
+    seconds["read"] = round(time.perf_counter() - t0, 2)
+    progress(f"read {records.height:,} person records from the vault in {seconds['read']:.1f} s")
+    if records.height == 0:
+        raise LookupError("no person records in the lakehouse yet: load deliveries first (tapestry run)")
+    progress(f"full link of {records.height:,} records ({plan.reason})")
+    result = link_records(records.drop("agency", "entity", "record_key"), run_dir=run_dir,
+                          previous=previous.select("record_id", "person_id") if previous.height else None,
+                          run_id=run_id, progress=progress, keep_state=True)
+    result.linker = None  # frees Splink's DuckDB before the tokens
+    state = result.state
+    t_tokens = time.perf_counter()
+    node_ids = node_tokens(state.nodes, key)
+    node_of = state.node_of.join(pl.DataFrame({"node": state.nodes["unique_id"], "node_id": node_ids}),
+                                 left_on="node_id", right_on="node", how="left").select("record_id",
+                                                                                          pl.col("node_id_right")
+                                                                                          .alias("node_id"))
+    node_key = stored_node_keys(state.nodes, node_ids, key)
+    term_frequency = tf_counts(state.nodes, key)
+    assignments = result.assignments.select("record_id", "person_id", "match_confidence", "id_status").join(
+        node_of, on="record_id", how="left")
+    retired = previous.join(records.select("record_id"), on="record_id", how="anti")
+    metrics = result.metrics | {"records": records.height, "new_records": records.height - previous.join(
+        records.select("record_id"), on="record_id", how="semi").height, "records_no_longer_current": retired.height,
+        "persons": int(assignments["person_id"].n_unique()), "read_seconds": seconds["read"],
+        "token_seconds": round(time.perf_counter() - t_tokens, 2), "node_keys": node_key.height}
     keyed = assignments.join(records.select("record_id", "agency", "entity", "record_key"), on="record_id")
-    _write(settings, run_id, mode, started, keyed, lineage, review, records, metrics, model_path, incremental)
-    metrics["seconds_total"] = round(time.perf_counter() - t0, 2)
-    progress(f"linked {records.height:,} records into {metrics['persons']:,} persons ({mode}) "
-             f"in {metrics['seconds_total']:.1f} s")
-    return LakeLink(run_id=run_id, mode=mode, metrics=metrics, run_dir=run_dir, evaluation=evaluation)
+    return _Outcome(keyed, result.lineage, _review_rows(result.review, records, run_id), node_key, term_frequency,
+                    metrics, run_dir / "model.json")
+
+
+def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: pl.DataFrame, population: int,
+                      run_id: str, progress) -> _Outcome | None:
+    t0 = time.perf_counter()
+    records = person_records(con, keyring, new_rows) if new_rows.height else pl.DataFrame(
+        schema={c: pl.String for c in RECORD_COLUMNS})
+    progress(f"incremental link: {records.height:,} new records against {population:,} linked ones")
+    model = json.loads(plan.model_file.read_text())
+    metrics = {"records": population + records.height, "new_records": records.height,
+               "records_no_longer_current": 0}
+    empty = pl.DataFrame(schema={"node_id": pl.Int64, "key": pl.Int64})
+    if records.height == 0:
+        return _Outcome(pl.DataFrame(), pl.DataFrame(), pl.DataFrame(), empty, pl.DataFrame(),
+                        metrics | {"persons": _persons(con)}, plan.model_file)
+    linkage_records = records.drop("agency", "entity", "record_key")
+    new_nodes, new_node_of = delivery_nodes(linkage_records)
+    new_tokens = node_tokens(new_nodes, key)
+    pop = LakePopulation(con, keyring, key)
+    candidates = pop.candidates(lookup_keys(new_nodes, key), new_tokens)
+    members = pop.membership(candidates)
+    nodes = pop.features(candidates, members)
+    if pop.drift:
+        progress(f"{pop.drift:,} stored node(s) no longer match their features")
+        return None
+    repeat = new_tokens.is_in(members["node_id"].implode())
+    added_nodes = new_nodes.filter(~repeat)
+    delivery_tf = tf_counts(added_nodes, key)
+    tfs = pop.tf_tables([nodes, new_nodes], delivery_tf)
+    member_ids = members.with_columns(pl.col("node_id").cast(pl.String))
+    node_person = member_ids.group_by("node_id").agg(pl.col("person_id").first())
+    state = LinkState(nodes=nodes if nodes.height else new_nodes.clear(), node_of=member_ids.select("record_id", "node_id"),
+                      assignments=member_ids.select("record_id", "person_id"), model=model, tf_tables=tfs,
+                      node_person=node_person,
+                      fetch_nodes=lambda ids: pop.features(ids.cast(pl.Int64), members))
+    read_seconds = round(time.perf_counter() - t0, 2)
+    inc = link_increment(state, linkage_records, run_id=run_id, progress=progress, prepared=(new_nodes, new_node_of))
+    if pop.drift:
+        return None
+    token_of = pl.DataFrame({"node": new_nodes["unique_id"], "node_id": new_tokens})
+    new_node_ids = new_node_of.join(token_of, left_on="node_id", right_on="node").select(
+        "record_id", pl.col("node_id_right").alias("node_id"))
+    changed = inc.assignments.select("record_id", "person_id", "match_confidence", "id_status")
+    node_of = pl.concat([new_node_ids, members.select("record_id", "node_id")]).unique("record_id")
+    keys = pl.concat([records.select("record_id", "agency", "entity", "record_key"),
+                      members.select("record_id", "agency", "entity", "record_key")]).unique("record_id")
+    rows = changed.join(node_of, on="record_id", how="left").join(keys, on="record_id")
+    review_keys = pl.concat([records.select("record_id", "agency", "entity", "record_key"),
+                             members.select("record_id", "agency", "entity", "record_key")]).unique("record_id")
+    metrics |= inc.metrics | {
+        "persons": None,  # filled after the write (counted in the lake)
+        "read_seconds": read_seconds,
+        "candidate_nodes": candidates.len(), "records_of_candidate_persons": members.height,
+        "nodes_decrypted": pop.decrypted_records, "delivery_nodes": new_nodes.height,
+        "delivery_nodes_new": added_nodes.height}
+    return _Outcome(rows, inc.lineage, _review_rows(inc.review, review_keys, run_id),
+                    stored_node_keys(added_nodes, new_tokens.filter(~repeat), key), delivery_tf, metrics,
+                    plan.model_file)
+
+
+def _persons(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute("SELECT count(DISTINCT person_id) FROM linked.person_record").fetchone()[0]
+
+
+def evaluate_lake_assignment(con: duckdb.DuckDBPyConnection, truth: Path) -> dict:
+    """The stored assignment (linked.person_record) scored against the generator's truth."""
+    rows = current_rows(con)
+    records = rows.select(record_id_expr().alias("record_id"), pl.col("agency").alias("source"))
+    assignments = con.sql("SELECT agency, entity, record_key, person_id FROM linked.person_record").pl().select(
+        record_id_expr().alias("record_id"), "person_id")
+    return evaluate_assignments(records, assignments, truth_persons(rows, truth))
 
 
 def evaluate_assignments(records: pl.DataFrame, assignments: pl.DataFrame, truth: pl.DataFrame) -> dict:
@@ -281,34 +493,54 @@ def _review_rows(review: pl.DataFrame, records: pl.DataFrame, run_id: str) -> pl
                       "match_weight", "evidence", pl.lit("open").alias("status"))
 
 
-def _write(settings: Settings, run_id: str, mode: str, started: datetime, assignments: pl.DataFrame,
-           lineage: pl.DataFrame, review: pl.DataFrame, records: pl.DataFrame, metrics: dict,
-           model_path: Path | None, incremental: bool) -> None:
+def _write(settings: Settings, run_id: str, plan: _Plan, started: datetime, out: _Outcome) -> None:
     now = datetime.now(timezone.utc)
-    person_record = assignments.select("record_key", "agency", "entity", "person_id", "match_confidence",
-                                       "id_status", pl.lit(run_id).alias("run_id"))
-    review_rows = _review_rows(review, records, run_id)
+    full = plan.mode == "full"
     with lakehouse.connect(settings) as con:
         for ddl in DDL.values():
             con.execute(ddl)
+        con.execute("ALTER TABLE linked.person_record ADD COLUMN IF NOT EXISTS node_id BIGINT")  # lakes from before
         con.execute("BEGIN")
         try:
-            lakehouse.set_commit_message(con, f"linkage run {run_id} ({mode})")
-            con.execute("DELETE FROM linked.person_record")
-            con.register("person_record_df", person_record.to_arrow())
-            con.execute("INSERT INTO linked.person_record BY NAME SELECT * FROM person_record_df")
-            if lineage.height:
-                con.register("lineage_df", lineage.with_columns(recorded_at=pl.lit(now)).to_arrow())
-                con.execute("INSERT INTO linked.person_lineage BY NAME SELECT old_person_id, new_person_id, reason, "
-                            "run_id, recorded_at FROM lineage_df")
-            if not incremental:  # a full run re-scores every pair: its queue replaces the open one
-                con.execute("DELETE FROM linked.review_queue WHERE status = 'open'")
-            if review_rows.height:
-                con.register("review_df", review_rows.to_arrow())
-                con.execute("INSERT INTO linked.review_queue BY NAME SELECT * FROM review_df")
+            lakehouse.set_commit_message(con, f"linkage run {run_id} ({plan.mode})")
+            if full:  # everything is re-derived
+                for table in ("person_record", "node_key", "term_frequency", "delivery"):
+                    con.execute(f"DELETE FROM linked.{table}")
+                con.execute("DELETE FROM linked.review_queue WHERE status = 'open'")  # every pair was re-scored
+            elif out.person_record.height:  # re-assigned records: their rows are replaced
+                con.register("_changed", out.person_record.select(
+                    "record_key", id=pl.concat_str("agency", pl.lit(":"), "entity", pl.lit(":"), "record_key"))
+                    .to_arrow())
+                con.execute("DELETE FROM linked.person_record WHERE record_key IN (SELECT record_key FROM _changed) "
+                            "AND agency || ':' || entity || ':' || record_key IN (SELECT id FROM _changed)")
+            if plan.expired:
+                con.register("_expired", pl.DataFrame({"delivery_id": plan.expired}).to_arrow())
+                con.execute("DELETE FROM linked.delivery WHERE delivery_id IN (SELECT delivery_id FROM _expired)")
+            frames = {
+                "person_record": out.person_record.select(
+                    "record_key", "agency", "entity", "person_id", "match_confidence", "id_status",
+                    pl.lit(run_id).alias("run_id"), "node_id") if out.person_record.height else None,
+                "node_key": out.node_key,
+                "term_frequency": out.term_frequency.with_columns(run_id=pl.lit(run_id))
+                if out.term_frequency.height else None,
+                "delivery": pl.DataFrame({"delivery_id": plan.new_deliveries, "run_id": run_id},
+                                         schema={"delivery_id": pl.String, "run_id": pl.String}),
+                "person_lineage": out.lineage.with_columns(recorded_at=pl.lit(now)).select(
+                    "old_person_id", "new_person_id", "reason", "run_id", "recorded_at")
+                if out.lineage.height else None,
+                "review_queue": out.review,
+            }
+            for table, frame in frames.items():
+                if frame is not None and frame.height:
+                    con.register("_rows", frame.to_arrow())
+                    con.execute(f"INSERT INTO linked.{table} BY NAME SELECT * FROM _rows")
+                    con.unregister("_rows")
+            metrics = out.metrics
+            if metrics.get("persons") is None:
+                metrics["persons"] = _persons(con)
             con.execute("INSERT INTO linked.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
-                run_id, mode, started, now, metrics["records"], metrics["new_records"], metrics["persons"],
-                str(model_path) if model_path else None, json.dumps(metrics, default=str)])
+                run_id, plan.mode, started, now, metrics["records"], metrics["new_records"], metrics["persons"],
+                str(out.model_path) if out.model_path else None, json.dumps(metrics, default=str)])
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
