@@ -58,9 +58,7 @@ def apply_retention(settings: Settings, as_of: date | None = None, actor: str = 
             keyring.shred(did, reason=f"retention ({policy.retention(agency)}) as of {as_of.isoformat()}")
         # Which tables exist, asked before the transaction: catalog look-ups inside a DuckLake
         # transaction on a SQLite catalog wait on the transaction's own lock.
-        existing = {r[0] for r in con.execute(
-            "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE database_name = ?",
-            [lakehouse.ALIAS]).fetchall()}
+        existing = lakehouse.tables(con)
         con.execute("BEGIN")
         try:
             lakehouse.set_commit_message(con, f"retention as of {as_of.isoformat()}: {len(expired)} deliveries")

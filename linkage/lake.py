@@ -92,58 +92,58 @@ def record_id_expr() -> pl.Expr:
     return pl.concat_str(pl.col("agency"), pl.lit(":"), pl.col("entity"), pl.lit(":"), pl.col("record_key"))
 
 
+_ROW_SCHEMA = {"agency": pl.String, "entity": pl.String, "record_key": pl.String, "person_key": pl.String,
+               "sex": pl.String, "delivery_id": pl.String, "file_name": pl.String, "row_number": pl.Int64,
+               "loaded_at": pl.Datetime("us", "UTC")}
+
+
 def current_rows(con: duckdb.DuckDBPyConnection, *, delivery_ids: list[str] | None = None,
                  records: pl.DataFrame | None = None, person_keys: pl.DataFrame | None = None) -> pl.DataFrame:
     """Every current person-bearing raw row: agency, entity, record_key, person_key, sex,
     delivery_id, file_name, row_number, loaded_at (the lineage back to the delivered file).
     Optionally only rows of some deliveries, of some records (agency, entity, record_key), or of
     some agency persons (agency, key: the row's person_key, or its record_key when it is the
-    person)."""
-    parts = []
-    filters = {"_f_deliveries": pl.DataFrame({"delivery_id": delivery_ids}, schema={"delivery_id": pl.String})
-               if delivery_ids is not None else None}
+    person). One query over every person-bearing table."""
+    existing = lakehouse.tables(con)
+    filters: dict[str, pl.DataFrame] = {}
+    if delivery_ids is not None:
+        filters["_f_deliveries"] = pl.DataFrame({"delivery_id": delivery_ids}, schema={"delivery_id": pl.String})
+    if records is not None:
+        filters["_f_records"] = records.select("agency", "entity", "record_key")
+    if person_keys is not None:
+        filters["_f_persons"] = person_keys.select("agency", "key")
+    selects = []
     for agency in AGENCIES:
         for entity in agency.entities:
             contract = entity.contract
-            schema, table = contract.table.split(".")
-            if not contract.person_bearing or not lakehouse.table_exists(con, schema, table):
+            if not contract.person_bearing or contract.table not in existing:
                 continue
-            person = "person_key" if "person_key" in contract.key_columns().values() else "NULL"
-            sex = "gender" if any(c.name == "gender" for c in contract.columns) else "NULL"
+            person = "r.person_key" if "person_key" in contract.key_columns().values() else "NULL"
+            sex = "r.gender" if any(c.name == "gender" for c in contract.columns) else "NULL"
             where = ["r.record_key IS NOT NULL"]
             if delivery_ids is not None:
                 where.append("r._delivery_id IN (SELECT delivery_id FROM _f_deliveries)")
             if records is not None:
-                keys = records.filter((pl.col("agency") == agency.name) & (pl.col("entity") == entity.name))
-                if keys.height == 0:
-                    continue
-                filters["_f_records"] = keys.select("record_key")
-                where.append("r.record_key IN (SELECT record_key FROM _f_records)")
+                where.append(f"r.record_key IN (SELECT record_key FROM _f_records WHERE agency = '{agency.name}' "
+                             f"AND entity = '{entity.name}')")
             if person_keys is not None:
-                keys = person_keys.filter(pl.col("agency") == agency.name)
-                if keys.height == 0:
-                    continue
-                filters["_f_persons"] = keys.select("key")
-                where.append(f"coalesce(r.{person}, r.record_key) IN (SELECT key FROM _f_persons)"
-                             if person != "NULL" else "r.record_key IN (SELECT key FROM _f_persons)")
-            for name, frame in filters.items():
-                if frame is not None:
-                    con.register(name, frame.to_arrow())
-            parts.append(con.sql(f"""
+                where.append(f"coalesce({person}, r.record_key) IN (SELECT key FROM _f_persons "
+                             f"WHERE agency = '{agency.name}')")
+            selects.append(f"""
                 SELECT '{agency.name}' AS agency, '{entity.name}' AS entity, r.record_key,
                        {person}::VARCHAR AS person_key, {sex}::VARCHAR AS sex, r._delivery_id AS delivery_id,
-                       r._file_name AS file_name, r._row_number AS row_number, d.loaded_at
+                       r._file_name AS file_name, r._row_number::BIGINT AS row_number, d.loaded_at
                 FROM {contract.table} r JOIN raw.current_deliveries d ON d.delivery_id = r._delivery_id
-                WHERE {' AND '.join(where)}""").pl())
+                WHERE {' AND '.join(where)}""")
+    if not selects:
+        return pl.DataFrame(schema=_ROW_SCHEMA)
     for name, frame in filters.items():
-        if frame is not None:
+        con.register(name, frame.to_arrow())
+    try:
+        return con.sql(" UNION ALL ".join(selects)).pl().cast(_ROW_SCHEMA)
+    finally:
+        for name in filters:
             con.unregister(name)
-    if not parts:
-        return pl.DataFrame(schema={"agency": pl.String, "entity": pl.String, "record_key": pl.String,
-                                    "person_key": pl.String, "sex": pl.String, "delivery_id": pl.String,
-                                    "file_name": pl.String, "row_number": pl.Int64,
-                                    "loaded_at": pl.Datetime("us", "UTC")})
-    return pl.concat(parts, how="vertical_relaxed")
 
 
 _HAS_DETAILS = pl.any_horizontal(pl.col(c).is_not_null() for c in ("forename", "surname", "dob"))

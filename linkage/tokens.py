@@ -44,25 +44,19 @@ def tokens(messages: pl.Series, key: bytes) -> pl.Series:
         con = duckdb.connect()
         try:
             con.register("_messages", pa.table({"m": present.cast(pl.String).to_arrow()}))
-            digests = con.execute("SELECT unhex(md5(m)) AS d FROM _messages").arrow()
+            # md5_number is the digest read as a little-endian 128-bit number: its two halves,
+            # little-endian again, are the digest's 16 bytes (tested against hashlib)
+            halves = con.execute("SELECT (h & 18446744073709551615::UHUGEINT)::UBIGINT AS lo, "
+                                 "(h >> 64)::UBIGINT AS hi FROM (SELECT md5_number(m) AS h FROM _messages)").fetchnumpy()
         finally:
             con.close()
-        if not isinstance(digests, pa.Table):  # DuckDB may hand back a RecordBatchReader
-            digests = digests.read_all()
-        blocks = _contiguous_digests(digests.column("d").combine_chunks())
+        blocks = np.empty((len(present), 2), dtype="<u8")
+        blocks[:, 0], blocks[:, 1] = halves["lo"], halves["hi"]
         encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
-        encrypted = encryptor.update(blocks) + encryptor.finalize()
+        encrypted = encryptor.update(blocks.tobytes()) + encryptor.finalize()
         out[valid] = (np.frombuffer(encrypted, dtype="<u8")[::2] & _MASK).astype(np.int64)
     series = pl.Series(messages.name, out, dtype=pl.Int64)
     return series.scatter(np.flatnonzero(~valid), None) if not valid.all() else series
-
-
-def _contiguous_digests(array: pa.Array) -> bytes:
-    """The 16-byte digests of a binary array as one buffer (all values are 16 bytes)."""
-    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset: array.offset + len(array) + 1]
-    if not (np.diff(offsets) == 16).all():
-        raise AssertionError("every MD5 digest is 16 bytes")
-    return array.buffers()[2].to_pybytes()[offsets[0]: offsets[-1]]
 
 
 def message(name: str, columns: list[str] | tuple[str, ...], *, nulls_as_marker: bool = False) -> pl.Expr:
