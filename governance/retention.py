@@ -95,6 +95,10 @@ def _delete(con, existing: set[str], table: str, column: str) -> int:
 
 def _delete_unlinked(con, existing: set[str], agencies: set[str]) -> int:
     """Person-level linkage rows of records no longer in raw (marts re-derive on their next build)."""
+    if "linked.node_features" in existing:
+        # linkage's sealed features: some derive from removed records (or took their details),
+        # so all go; the next link run is a full one and seals them afresh
+        con.execute("DELETE FROM linked.node_features")
     if "linked.person_record" not in existing:
         return 0
     removed = 0

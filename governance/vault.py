@@ -165,3 +165,49 @@ def _decode(payloads: list[bytes], identifier_cols) -> pl.DataFrame:
         return pl.read_ndjson(lines, schema={c: pl.String for c in identifier_cols})
     decoded = pl.read_ndjson(lines, infer_schema_length=None)
     return decoded.with_columns(pl.all().cast(pl.String))
+
+
+# -- sealed frames ------------------------------------------------------------------------
+# A whole frame derived from one delivery's identifiers (linkage's standardised features of
+# the records it delivered), sealed in one AES-256-GCM message under that delivery's data key:
+# shredding the delivery's key makes the derived copy unreadable too, in every backup.
+_SEAL_AAD = b"sealed-frame-v1\x1f"
+
+
+@dataclass
+class SealedFrame:
+    delivery_id: str
+    key_id: str
+    nonce: bytes
+    ciphertext: bytes
+    rows: int
+
+
+def _seal_aad(purpose: str, delivery_id: str) -> bytes:
+    return _SEAL_AAD + purpose.encode() + b"\x1f" + delivery_id.encode()
+
+
+def seal_frame(frame: pl.DataFrame, delivery_id: str, purpose: str, keyring: Keyring) -> SealedFrame:
+    """Encrypt a frame (Arrow IPC, lz4) under the delivery's data key; ``purpose`` is bound in."""
+    key_id, key = keyring.data_key_with_id(delivery_id, create=False)
+    buffer = io.BytesIO()
+    frame.write_ipc(buffer, compression="lz4")
+    nonce = os.urandom(12)
+    return SealedFrame(delivery_id, key_id, nonce,
+                       AESGCM(key).encrypt(nonce, buffer.getvalue(), _seal_aad(purpose, delivery_id)), frame.height)
+
+
+def open_frame(sealed: SealedFrame, purpose: str, keyring: Keyring) -> pl.DataFrame | None:
+    """The frame, or None when its delivery's key is gone or does not fit (shredded, rotated
+    away, tampered): the caller treats the rows as unavailable."""
+    try:
+        key_id, key = keyring.data_key_with_id(sealed.delivery_id, create=False)
+    except (KeyShredded, NoDataKey):
+        return None
+    if key_id != sealed.key_id:
+        return None
+    try:
+        plain = AESGCM(key).decrypt(sealed.nonce, sealed.ciphertext, _seal_aad(purpose, sealed.delivery_id))
+    except InvalidTag:
+        return None
+    return pl.read_ipc(io.BytesIO(plain))

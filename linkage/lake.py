@@ -14,13 +14,9 @@ linked.review_queue      uncertain pairs (``linkage.cluster.REVIEW_BAND``) with 
                          clerical-review screen.
 linked.runs              one row per link run: mode (full / incremental), counts, timings,
                          the model file and the metrics as JSON.
-linked.node_key          node_id -> keyed tokens of the node's blocking keys (one per
-                         ``linkage.incremental.CANDIDATE_KEYS`` entry): how an incremental run
-                         finds a delivery's candidates without decrypting the population.
-                         A node is a distinct standardised record; ``node_id`` (also in
-                         person_record) is the keyed token of all its features.
-linked.term_frequency    keyed token of a value -> number of nodes with it, per compared
-                         feature (rows added per run; the count is their sum).
+linked.node_features     the standardised features of the linked records, sealed under the
+                         data key of the delivery they came from (linkage/stored_state.py):
+                         what an incremental run scores a delivery against.
 linked.delivery          the deliveries whose records are linked.
 =======================  ==================================================================
 
@@ -49,9 +45,10 @@ import polars as pl
 
 from governance.identities import read_identifiers
 from governance.keys import Keyring
-from linkage.incremental import LinkState, delivery_nodes, link_increment
+from linkage import stored_state
+from linkage.incremental import LinkState, candidate_existing, delivery_nodes, link_increment, tf_tables
 from linkage.pipeline import link_records
-from linkage.stored_state import LakePopulation, lookup_keys, node_tokens, stored_node_keys, tf_counts
+from linkage.stored_state import node_tokens, open_nodes, seal_nodes
 from linkage.tokens import token_key
 from sources.registry import AGENCIES
 from tapestry import lakehouse
@@ -65,10 +62,7 @@ DDL = {
     "person_record": """CREATE TABLE IF NOT EXISTS linked.person_record (
         record_key VARCHAR NOT NULL, agency VARCHAR NOT NULL, entity VARCHAR NOT NULL, person_id VARCHAR NOT NULL,
         match_confidence DOUBLE, id_status VARCHAR, run_id VARCHAR NOT NULL, node_id BIGINT)""",
-    # the state an incremental run needs, as keyed tokens (linkage/tokens.py), never features:
-    "node_key": """CREATE TABLE IF NOT EXISTS linked.node_key (node_id BIGINT NOT NULL, key BIGINT NOT NULL)""",
-    "term_frequency": """CREATE TABLE IF NOT EXISTS linked.term_frequency (
-        feature VARCHAR NOT NULL, value_token BIGINT NOT NULL, nodes BIGINT NOT NULL, run_id VARCHAR NOT NULL)""",
+    "node_features": stored_state.DDL,
     "delivery": """CREATE TABLE IF NOT EXISTS linked.delivery (delivery_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL)""",
     "person_lineage": """CREATE TABLE IF NOT EXISTS linked.person_lineage (
         old_person_id VARCHAR NOT NULL, new_person_id VARCHAR, reason VARCHAR NOT NULL, run_id VARCHAR NOT NULL,
@@ -85,7 +79,9 @@ DDL = {
 }
 
 
-RECORD_COLUMNS = ("record_id", "source", *DETAIL_COLUMNS, "source_person_id", "agency", "entity", "record_key")
+RECORD_COLUMNS = ("record_id", "source", *DETAIL_COLUMNS, "source_person_id", "agency", "entity", "record_key",
+                  "delivery_id")
+LAKE_ONLY = ("agency", "entity", "record_key", "delivery_id")  # dropped before linkage
 
 
 def record_id_expr() -> pl.Expr:
@@ -250,31 +246,26 @@ class _Plan:
     reason: str
     model_file: Path | None
     new_deliveries: list[str]
-    expired: list[str]  # linked deliveries since removed by retention (their rows already are)
 
 
 def _plan(con: duckdb.DuckDBPyConnection, full: bool) -> _Plan:
-    """Full or incremental, and why. Incremental needs a saved model and the stored state of a
-    run since node tokens exist; a superseded delivery (its records may have changed or gone)
-    makes a full re-link."""
+    """Full or incremental, and why. Incremental needs a saved model and the sealed features of
+    the linked nodes; a linked delivery that is no longer current (superseded: its records may
+    have changed or gone; or removed by retention) makes a full re-link."""
     model_file = _latest_model(con)
     current = [r[0] for r in con.execute("SELECT delivery_id FROM raw.current_deliveries").fetchall()]
-    plan = _Plan("full", "asked for a full re-link", model_file, current, [])
+    plan = _Plan("full", "asked for a full re-link", model_file, current)
     if full:
         return plan
     if model_file is None:
         return replace(plan, reason="no saved model yet")
-    if not lakehouse.table_exists(con, "linked", "delivery") or con.execute(
-            "SELECT count(*) FROM linked.person_record WHERE node_id IS NULL").fetchone()[0]:
-        return replace(plan, reason="no stored link state (linked before node tokens)")
-    linked = con.execute("SELECT d.delivery_id, coalesce(r.status, 'unknown') FROM linked.delivery d "
-                         "LEFT JOIN raw.deliveries r USING (delivery_id)").fetchall()
-    gone = [(did, status) for did, status in linked if did not in set(current)]
-    if any(status != "expired" for _, status in gone):
-        return replace(plan, reason="a linked delivery was superseded")
-    known = {did for did, _ in linked}
-    return _Plan("incremental", "new deliveries", model_file, [d for d in current if d not in known],
-                 [did for did, _ in gone])
+    if not lakehouse.table_exists(con, "linked", "node_features") or not con.execute(
+            "SELECT count(*) FROM linked.node_features").fetchone()[0]:
+        return replace(plan, reason="no stored link state (first run since retention, or before sealed features)")
+    linked = {r[0] for r in con.execute("SELECT delivery_id FROM linked.delivery").fetchall()}
+    if linked - set(current):
+        return replace(plan, reason="a linked delivery was superseded or removed")
+    return _Plan("incremental", "new deliveries", model_file, [d for d in current if d not in linked])
 
 
 def _new_rows(con: duckdb.DuckDBPyConnection, deliveries: list[str]) -> pl.DataFrame:
@@ -320,9 +311,8 @@ def link_lake(settings: Settings, *, full: bool = False, truth: Path | None = No
                                f"{INCREMENTAL_MAX_SHARE:.0%} of the {population:,} linked")
         if plan.mode == "incremental":
             out = _link_incremental(con, keyring, key, plan, new_rows, population, run_id, progress)
-            if out is None:  # the stored state no longer matches the features: re-link in full
-                plan = replace(plan, mode="full", reason="stored node tokens differ from today's standardised "
-                                                          "features (standardisation changed)")
+            if out is None:  # sealed features unreadable (a key shredded meanwhile) or of older features
+                plan = replace(plan, mode="full", reason="sealed features unreadable or outdated")
         if plan.mode == "full":
             out = _link_full(con, keyring, key, plan, run_dir, run_id, progress, seconds, t0)
     lap("link")
@@ -353,10 +343,17 @@ class _Outcome:
     person_record: pl.DataFrame  # rows to write: agency, entity, record_key, person_id, match_confidence, id_status, node_id
     lineage: pl.DataFrame
     review: pl.DataFrame  # review rows keyed by (agency, entity, record_key) (see _review_rows)
-    node_key: pl.DataFrame  # node_id, key
-    term_frequency: pl.DataFrame  # feature, value_token, nodes
+    node_features: pl.DataFrame  # sealed rows (stored_state.seal_nodes)
     metrics: dict
     model_path: Path | None
+
+
+def _with_node_ids(nodes: pl.DataFrame, records: pl.DataFrame, key: bytes) -> tuple[pl.DataFrame, pl.Series]:
+    """Nodes with their ``node_id`` token, and the delivery each was derived from (that of its
+    representative record, whose id is the node's ``unique_id``)."""
+    delivery = nodes.select("unique_id").join(records.select(pl.col("record_id").alias("unique_id"), "delivery_id"),
+                                              on="unique_id", how="left", maintain_order="left")["delivery_id"]
+    return nodes.with_columns(node_tokens(nodes, key)), delivery
 
 
 def _link_full(con, keyring: Keyring, key: bytes, plan: _Plan, run_dir: Path, run_id: str, progress,
@@ -368,29 +365,40 @@ def _link_full(con, keyring: Keyring, key: bytes, plan: _Plan, run_dir: Path, ru
     if records.height == 0:
         raise LookupError("no person records in the lakehouse yet: load deliveries first (tapestry run)")
     progress(f"full link of {records.height:,} records ({plan.reason})")
-    result = link_records(records.drop("agency", "entity", "record_key"), run_dir=run_dir,
+    result = link_records(records.drop(LAKE_ONLY), run_dir=run_dir,
                           previous=previous.select("record_id", "person_id") if previous.height else None,
                           run_id=run_id, progress=progress, keep_state=True)
-    result.linker = None  # frees Splink's DuckDB before the tokens
-    state = result.state
-    t_tokens = time.perf_counter()
-    node_ids = node_tokens(state.nodes, key)
-    node_of = state.node_of.join(pl.DataFrame({"node": state.nodes["unique_id"], "node_id": node_ids}),
-                                 left_on="node_id", right_on="node", how="left").select("record_id",
-                                                                                          pl.col("node_id_right")
-                                                                                          .alias("node_id"))
-    node_key = stored_node_keys(state.nodes, node_ids, key)
-    term_frequency = tf_counts(state.nodes, key)
+    result.linker = None  # frees Splink's DuckDB
+    t_seal = time.perf_counter()
+    nodes, delivery = _with_node_ids(result.state.nodes, records, key)
+    node_of = result.state.node_of.join(nodes.select(pl.col("unique_id").alias("node_id"),
+                                                     pl.col("node_id").alias("_token")), on="node_id", how="left")
+    sealed = seal_nodes(nodes.drop("unique_id"), delivery, keyring, run_id)
     assignments = result.assignments.select("record_id", "person_id", "match_confidence", "id_status").join(
-        node_of, on="record_id", how="left")
+        node_of.select("record_id", pl.col("_token").alias("node_id")), on="record_id", how="left")
     retired = previous.join(records.select("record_id"), on="record_id", how="anti")
-    metrics = result.metrics | {"records": records.height, "new_records": records.height - previous.join(
-        records.select("record_id"), on="record_id", how="semi").height, "records_no_longer_current": retired.height,
-        "persons": int(assignments["person_id"].n_unique()), "read_seconds": seconds["read"],
-        "token_seconds": round(time.perf_counter() - t_tokens, 2), "node_keys": node_key.height}
+    metrics = result.metrics | {
+        "records": records.height,
+        "new_records": records.join(previous.select("record_id"), on="record_id", how="anti").height,
+        "records_no_longer_current": retired.height, "persons": int(assignments["person_id"].n_unique()),
+        "read_seconds": seconds["read"], "seal_seconds": round(time.perf_counter() - t_seal, 2)}
     keyed = assignments.join(records.select("record_id", "agency", "entity", "record_key"), on="record_id")
-    return _Outcome(keyed, result.lineage, _review_rows(result.review, records, run_id), node_key, term_frequency,
-                    metrics, run_dir / "model.json")
+    return _Outcome(keyed, result.lineage, _review_rows(result.review, records, run_id), sealed, metrics,
+                    run_dir / "model.json")
+
+
+def _membership(con: duckdb.DuckDBPyConnection, node_ids: pl.Series) -> pl.DataFrame:
+    """Every linked record of the persons these nodes belong to: record_id, agency, entity,
+    record_key, person_id, node_id."""
+    con.register("_nodes", pl.DataFrame({"node_id": node_ids}, schema={"node_id": pl.Int64}).to_arrow())
+    try:
+        members = con.sql("""
+            SELECT agency, entity, record_key, person_id, node_id FROM linked.person_record
+            WHERE person_id IN (SELECT DISTINCT person_id FROM linked.person_record
+                                WHERE node_id IN (SELECT node_id FROM _nodes))""").pl()
+    finally:
+        con.unregister("_nodes")
+    return members.with_columns(record_id=record_id_expr())
 
 
 def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: pl.DataFrame, population: int,
@@ -399,56 +407,57 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
     records = person_records(con, keyring, new_rows) if new_rows.height else pl.DataFrame(
         schema={c: pl.String for c in RECORD_COLUMNS})
     progress(f"incremental link: {records.height:,} new records against {population:,} linked ones")
-    model = json.loads(plan.model_file.read_text())
     metrics = {"records": population + records.height, "new_records": records.height,
                "records_no_longer_current": 0}
-    empty = pl.DataFrame(schema={"node_id": pl.Int64, "key": pl.Int64})
     if records.height == 0:
-        return _Outcome(pl.DataFrame(), pl.DataFrame(), pl.DataFrame(), empty, pl.DataFrame(),
-                        metrics | {"persons": _persons(con)}, plan.model_file)
-    linkage_records = records.drop("agency", "entity", "record_key")
-    new_nodes, new_node_of = delivery_nodes(linkage_records)
-    new_tokens = node_tokens(new_nodes, key)
-    pop = LakePopulation(con, keyring, key)
-    candidates = pop.candidates(lookup_keys(new_nodes, key), new_tokens)
-    members = pop.membership(candidates)
-    nodes = pop.features(candidates, members)
-    if pop.drift:
-        progress(f"{pop.drift:,} stored node(s) no longer match their features")
+        return _Outcome(pl.DataFrame(), pl.DataFrame(), pl.DataFrame(), pl.DataFrame(),
+                        metrics | {"persons": None}, plan.model_file)
+    population_nodes, unreadable = open_nodes(con, keyring)
+    if unreadable or population_nodes.height == 0:
+        progress(f"{unreadable:,} sealed node(s) could not be opened")
         return None
-    repeat = new_tokens.is_in(members["node_id"].implode())
-    added_nodes = new_nodes.filter(~repeat)
-    delivery_tf = tf_counts(added_nodes, key)
-    tfs = pop.tf_tables([nodes, new_nodes], delivery_tf)
+    t_open = round(time.perf_counter() - t0, 2)
+    new_nodes, new_node_of = delivery_nodes(records.drop(LAKE_ONLY))
+    new_nodes, new_delivery = _with_node_ids(new_nodes, records, key)
+    if set(population_nodes.columns) | {"unique_id"} != set(new_nodes.columns):
+        progress("the sealed features predate a change of the standardised features")
+        return None
+    population_nodes = population_nodes.with_columns(unique_id=pl.col("node_id").cast(pl.String)).select(
+        new_nodes.columns)
+    # the persons a delivered node may join: candidates of the blocking rules, and identical nodes
+    candidates = pl.concat([
+        candidate_existing(population_nodes, new_nodes.drop("node_id"))["node_id"],
+        population_nodes.filter(pl.col("node_id").is_in(new_nodes["node_id"].implode()))["node_id"]]).unique()
+    members = _membership(con, candidates)
+    state_nodes = population_nodes.filter(pl.col("node_id").is_in(members["node_id"].unique().implode()))
+    repeat = new_nodes["node_id"].is_in(population_nodes["node_id"].implode())
+    added = new_nodes.filter(~repeat)
+    # term frequencies of the population including the delivery (Splink's: share of nodes)
+    tfs = tf_tables(pl.concat([population_nodes.drop("node_id"), added.drop("node_id")]))
     member_ids = members.with_columns(pl.col("node_id").cast(pl.String))
-    node_person = member_ids.group_by("node_id").agg(pl.col("person_id").first())
-    state = LinkState(nodes=nodes if nodes.height else new_nodes.clear(), node_of=member_ids.select("record_id", "node_id"),
-                      assignments=member_ids.select("record_id", "person_id"), model=model, tf_tables=tfs,
-                      node_person=node_person,
-                      fetch_nodes=lambda ids: pop.features(ids.cast(pl.Int64), members))
+    state = LinkState(nodes=state_nodes.drop("node_id"), node_of=member_ids.select("record_id", "node_id"),
+                      assignments=member_ids.select("record_id", "person_id"),
+                      model=json.loads(plan.model_file.read_text()), tf_tables=tfs,
+                      node_person=member_ids.group_by("node_id").agg(pl.col("person_id").first()))
     read_seconds = round(time.perf_counter() - t0, 2)
-    inc = link_increment(state, linkage_records, run_id=run_id, progress=progress, prepared=(new_nodes, new_node_of))
-    if pop.drift:
-        return None
-    token_of = pl.DataFrame({"node": new_nodes["unique_id"], "node_id": new_tokens})
-    new_node_ids = new_node_of.join(token_of, left_on="node_id", right_on="node").select(
-        "record_id", pl.col("node_id_right").alias("node_id"))
-    changed = inc.assignments.select("record_id", "person_id", "match_confidence", "id_status")
+    inc = link_increment(state, records.drop(LAKE_ONLY), run_id=run_id, progress=progress,
+                         prepared=(new_nodes.drop("node_id"), new_node_of))
+    new_node_ids = new_node_of.join(new_nodes.select(pl.col("unique_id").alias("_node"), "node_id"),
+                                    left_on="node_id", right_on="_node").select("record_id", pl.col("node_id_right")
+                                                                                .alias("node_id"))
     node_of = pl.concat([new_node_ids, members.select("record_id", "node_id")]).unique("record_id")
     keys = pl.concat([records.select("record_id", "agency", "entity", "record_key"),
                       members.select("record_id", "agency", "entity", "record_key")]).unique("record_id")
+    changed = inc.assignments.select("record_id", "person_id", "match_confidence", "id_status")
     rows = changed.join(node_of, on="record_id", how="left").join(keys, on="record_id")
-    review_keys = pl.concat([records.select("record_id", "agency", "entity", "record_key"),
-                             members.select("record_id", "agency", "entity", "record_key")]).unique("record_id")
     metrics |= inc.metrics | {
-        "persons": None,  # filled after the write (counted in the lake)
-        "read_seconds": read_seconds,
-        "candidate_nodes": candidates.len(), "records_of_candidate_persons": members.height,
-        "nodes_decrypted": pop.decrypted_records, "delivery_nodes": new_nodes.height,
-        "delivery_nodes_new": added_nodes.height}
-    return _Outcome(rows, inc.lineage, _review_rows(inc.review, review_keys, run_id),
-                    stored_node_keys(added_nodes, new_tokens.filter(~repeat), key), delivery_tf, metrics,
-                    plan.model_file)
+        "persons": None,  # counted in the lake after the write
+        "read_seconds": read_seconds, "open_sealed_seconds": t_open,
+        "population_nodes": population_nodes.height, "candidate_nodes": candidates.len(),
+        "records_of_candidate_persons": members.height, "delivery_nodes": new_nodes.height,
+        "delivery_nodes_new": added.height}
+    sealed = seal_nodes(added.drop("unique_id"), new_delivery.filter(~repeat), keyring, run_id)
+    return _Outcome(rows, inc.lineage, _review_rows(inc.review, keys, run_id), sealed, metrics, plan.model_file)
 
 
 def _persons(con: duckdb.DuckDBPyConnection) -> int:
@@ -504,7 +513,7 @@ def _write(settings: Settings, run_id: str, plan: _Plan, started: datetime, out:
         try:
             lakehouse.set_commit_message(con, f"linkage run {run_id} ({plan.mode})")
             if full:  # everything is re-derived
-                for table in ("person_record", "node_key", "term_frequency", "delivery"):
+                for table in ("person_record", "node_features", "delivery"):
                     con.execute(f"DELETE FROM linked.{table}")
                 con.execute("DELETE FROM linked.review_queue WHERE status = 'open'")  # every pair was re-scored
             elif out.person_record.height:  # re-assigned records: their rows are replaced
@@ -513,16 +522,11 @@ def _write(settings: Settings, run_id: str, plan: _Plan, started: datetime, out:
                     .to_arrow())
                 con.execute("DELETE FROM linked.person_record WHERE record_key IN (SELECT record_key FROM _changed) "
                             "AND agency || ':' || entity || ':' || record_key IN (SELECT id FROM _changed)")
-            if plan.expired:
-                con.register("_expired", pl.DataFrame({"delivery_id": plan.expired}).to_arrow())
-                con.execute("DELETE FROM linked.delivery WHERE delivery_id IN (SELECT delivery_id FROM _expired)")
             frames = {
                 "person_record": out.person_record.select(
                     "record_key", "agency", "entity", "person_id", "match_confidence", "id_status",
                     pl.lit(run_id).alias("run_id"), "node_id") if out.person_record.height else None,
-                "node_key": out.node_key,
-                "term_frequency": out.term_frequency.with_columns(run_id=pl.lit(run_id))
-                if out.term_frequency.height else None,
+                "node_features": out.node_features,
                 "delivery": pl.DataFrame({"delivery_id": plan.new_deliveries, "run_id": run_id},
                                          schema={"delivery_id": pl.String, "run_id": pl.String}),
                 "person_lineage": out.lineage.with_columns(recorded_at=pl.lit(now)).select(
