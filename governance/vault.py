@@ -188,10 +188,11 @@ def _seal_aad(purpose: str, delivery_id: str) -> bytes:
 
 
 def seal_frame(frame: pl.DataFrame, delivery_id: str, purpose: str, keyring: Keyring) -> SealedFrame:
-    """Encrypt a frame (Arrow IPC, lz4) under the delivery's data key; ``purpose`` is bound in."""
+    """Encrypt a frame (Parquet, lz4: the quickest to read back of the formats measured) under the
+    delivery's data key; ``purpose`` is bound in as associated data."""
     key_id, key = keyring.data_key_with_id(delivery_id, create=False)
     buffer = io.BytesIO()
-    frame.write_ipc(buffer, compression="lz4")
+    frame.write_parquet(buffer, compression="lz4")
     nonce = os.urandom(12)
     return SealedFrame(delivery_id, key_id, nonce,
                        AESGCM(key).encrypt(nonce, buffer.getvalue(), _seal_aad(purpose, delivery_id)), frame.height)
@@ -210,4 +211,4 @@ def open_frame(sealed: SealedFrame, purpose: str, keyring: Keyring) -> pl.DataFr
         plain = AESGCM(key).decrypt(sealed.nonce, sealed.ciphertext, _seal_aad(purpose, sealed.delivery_id))
     except InvalidTag:
         return None
-    return pl.read_ipc(io.BytesIO(plain))
+    return pl.read_parquet(io.BytesIO(plain))

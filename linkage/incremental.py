@@ -89,7 +89,9 @@ class IncrementResult:
 
 
 def node_keys(nodes: pl.DataFrame) -> pl.DataFrame:
-    key_cols = [c for c in nodes.columns if c not in ("unique_id", "forename_aliases")]
+    # the features only: n_records (how many records a node stands for) differs between a
+    # delivered node and the identical existing one
+    key_cols = [c for c in nodes.columns if c not in ("unique_id", "forename_aliases", "n_records")]
     return nodes.select("unique_id", _k=pl.struct(key_cols).hash(seed=7))
 
 

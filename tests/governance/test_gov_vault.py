@@ -102,3 +102,32 @@ def test_any_text_roundtrips(keyring, values):
         assert out["name"].to_list() == frame["name"].to_list()
         if cols or out.width > 4:
             assert out["address"].to_list() == frame["address"].to_list()
+
+
+def test_sealed_frame_opens_only_with_its_delivery_key_and_purpose(keyring, keyed):
+    from dataclasses import replace
+
+    from governance.vault import open_frame, seal_frame
+
+    frame = keyed("police", 25).with_columns(tags=pl.lit(["a", "b"]))  # list columns survive too
+    keyring.data_key_with_id("police:d1")
+    keyring.data_key_with_id("police:d2")
+    sealed = seal_frame(frame, "police:d1", "linked.node_features", keyring)
+    assert sealed.rows == 25 and sealed.delivery_id == "police:d1"
+    assert b"Surname1" not in sealed.ciphertext
+    assert open_frame(sealed, "linked.node_features", keyring).equals(frame)
+    assert open_frame(sealed, "something else", keyring) is None  # purpose is bound in
+    assert open_frame(replace(sealed, delivery_id="police:d2"), "linked.node_features", keyring) is None
+    flipped = bytearray(sealed.ciphertext)
+    flipped[10] ^= 1
+    assert open_frame(replace(sealed, ciphertext=bytes(flipped)), "linked.node_features", keyring) is None
+    keyring.shred("police:d1")  # crypto-shredding the delivery shreds what was derived from it
+    assert open_frame(sealed, "linked.node_features", keyring) is None
+
+
+def test_sealing_needs_an_existing_data_key(keyring, keyed):
+    from governance.keys import NoDataKey
+    from governance.vault import seal_frame
+
+    with pytest.raises(NoDataKey):
+        seal_frame(keyed("police", 2), "police:never-delivered", "linked.node_features", keyring)

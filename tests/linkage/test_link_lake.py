@@ -82,8 +82,31 @@ def test_a_small_later_delivery_links_incrementally_and_keeps_ids(linked_lake):
     assert both.height == first.height  # nothing linked before was lost
     kept = (both["person_id"] == both["person_id_now"]).mean()
     assert kept >= 0.98, f"only {kept:.3f} of earlier records kept their person id"
-    evaluation = json.loads(runs["metrics"][1])["evaluation"]
-    assert evaluation["tapestry"]["pairwise_f1"] >= 0.95
+    metrics = json.loads(runs["metrics"][1])
+    assert metrics["evaluation"]["tapestry"]["pairwise_f1"] >= 0.95
+    # scored against the sealed features of the population: only the delivery came from the vault
+    assert metrics["mode_reason"] == "new deliveries"
+    assert metrics["population_nodes"] > 10 * metrics["delivery_nodes"]
+    assert metrics["new_records"] == runs["new_records"][1] < 0.2 * runs["records"][0]
+
+
+def test_every_record_has_its_node_and_the_nodes_are_sealed(linked_lake):
+    from governance.keys import Keyring
+    from linkage.stored_state import open_nodes
+
+    settings, _, _ = linked_lake
+    with lakehouse.connect(settings, read_only=True) as con:
+        records = con.sql("SELECT node_id, person_id FROM linked.person_record").pl()
+        sealed = con.sql("SELECT delivery_id, nodes, ciphertext FROM linked.node_features").pl()
+        deliveries = set(con.sql("SELECT delivery_id FROM raw.current_deliveries").pl()["delivery_id"])
+        nodes, unreadable = open_nodes(con, Keyring.open(settings))
+    assert records["node_id"].null_count() == 0
+    assert unreadable == 0
+    # one node per distinct node id, every node sealed once, under a delivery it came from
+    assert nodes["node_id"].n_unique() == nodes.height == records["node_id"].n_unique() == sealed["nodes"].sum()
+    assert set(sealed["delivery_id"]) <= deliveries
+    # a node belongs to exactly one person
+    assert records.group_by("node_id").agg(pl.col("person_id").n_unique())["person_id"].max() == 1
 
 
 def test_a_full_relink_keeps_ids_and_records_lineage(linked_lake):
@@ -139,3 +162,18 @@ def test_link_eval_scores_the_lake_against_truth(linked_lake, tmp_path):
     assert report["input"]["records_without_truth"] == 0
     assert (tmp_path / "run" / "model.json").is_file()
     assert (tmp_path / "run" / "charts" / "match_weights.html").is_file()
+
+
+def test_without_sealed_features_the_next_run_is_full(linked_lake):
+    """What retention leaves (it deletes linked.node_features): a full re-link that seals them again."""
+    from linkage.lake import link_lake
+
+    settings, _, _ = linked_lake
+    with lakehouse.connect(settings) as con:
+        con.execute("DELETE FROM linked.node_features")
+    result = link_lake(settings, progress=lambda _: None)
+    assert result.mode == "full"
+    assert "no stored link state" in result.metrics["mode_reason"]
+    with lakehouse.connect(settings, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM linked.node_features").fetchone()[0] > 0
+    assert link_lake(settings, progress=lambda _: None).mode == "incremental"  # nothing new: a no-op
