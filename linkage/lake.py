@@ -506,9 +506,14 @@ def _write(settings: Settings, run_id: str, plan: _Plan, started: datetime, out:
     now = datetime.now(timezone.utc)
     full = plan.mode == "full"
     with lakehouse.connect(settings) as con:
-        for ddl in DDL.values():
-            con.execute(ddl)
-        con.execute("ALTER TABLE linked.person_record ADD COLUMN IF NOT EXISTS node_id BIGINT")  # lakes from before
+        existing = lakehouse.tables(con)
+        for table, ddl in DDL.items():
+            if f"linked.{table}" not in existing:
+                con.execute(ddl)
+        if "linked.person_record" in existing and not con.execute(
+                "SELECT count(*) FROM duckdb_columns() WHERE database_name = ? AND schema_name = 'linked' "
+                "AND table_name = 'person_record' AND column_name = 'node_id'", [lakehouse.ALIAS]).fetchone()[0]:
+            con.execute("ALTER TABLE linked.person_record ADD COLUMN node_id BIGINT")  # lakes from before
         con.execute("BEGIN")
         try:
             lakehouse.set_commit_message(con, f"linkage run {run_id} ({plan.mode})")

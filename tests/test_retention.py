@@ -26,7 +26,10 @@ def test_retention_shreds_expired_deliveries_only(tapestry_env):
     with lakehouse.connect(settings) as con:  # each record linked to a person of its own
         con.execute(DDL["person_record"])
         con.execute("INSERT INTO linked.person_record SELECT record_key, 'police', 'occurrences', 'P-' || "
-                    "record_key[:8], 1.0, 'new', 'r1' FROM raw.police__occurrences")
+                    "record_key[:8], 1.0, 'new', 'r1', 1 FROM raw.police__occurrences")
+        con.execute(DDL["node_features"])  # linkage's sealed features (stand-in row)
+        con.execute("INSERT INTO linked.node_features VALUES (?, 'r1', 'k', 'n'::BLOB, 'c'::BLOB, 2)",
+                    [old.delivery_id])
         # and a derived person-level mart row per record
         con.execute("CREATE TABLE marts.mash_chronology AS SELECT 'P-' || record_key[:8] AS person_id, "
                     "'police' AS agency, record_key FROM raw.police__occurrences")
@@ -46,6 +49,7 @@ def test_retention_shreds_expired_deliveries_only(tapestry_env):
         assert set(vault["delivery_id"]) == {recent.delivery_id}
         assert con.execute("SELECT record_key FROM linked.person_record").fetchall() == con.execute(
             "SELECT record_key FROM raw.police__occurrences").fetchall()
+        assert con.execute("SELECT count(*) FROM linked.node_features").fetchone()[0] == 0  # all sealed features
         for table in ("marts.mash_chronology", "marts.mash_person"):  # derived rows went with them
             assert con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 1
         assert decrypt_identifiers(vault, keyring).frame["involvement_ref"].to_list() == ["INV3"]
