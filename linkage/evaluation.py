@@ -240,7 +240,7 @@ def evaluate_lake(settings, truth: Path, *, run_dir: Path | None = None, with_pl
     and scored against the generator's truth (``truth/records.parquet``). Writes nothing to the
     lake; with ``run_dir`` the model and charts go there."""
     from governance.keys import Keyring
-    from linkage.lake import current_rows, person_records, truth_persons
+    from linkage.lake import LAKE_ONLY, current_rows, person_records, truth_persons
     from tapestry import lakehouse
 
     with lakehouse.connect(settings, read_only=True) as con:
@@ -249,7 +249,7 @@ def evaluate_lake(settings, truth: Path, *, run_dir: Path | None = None, with_pl
     joined = records.join(truth_persons(rows, Path(truth)), on="record_id", how="left", maintain_order="left")
     keep = joined["person_uid"].is_not_null()
     scored = joined.filter(keep)
-    report = evaluate_records(scored.drop("person_uid", "agency", "entity", "record_key"), scored["person_uid"],
+    report = evaluate_records(scored.drop("person_uid", *LAKE_ONLY), scored["person_uid"],
                               run_dir=run_dir, with_plain_splink=with_plain_splink, progress=progress)
     report["input"] = {"records": scored.height, "records_without_truth": int((~keep).sum())}
     return report

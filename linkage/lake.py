@@ -218,6 +218,7 @@ class LakeLink:
     metrics: dict
     run_dir: Path
     evaluation: dict | None = None
+    model_path: Path | None = None  # the model this run scored with (an incremental run: the last full run's)
 
 
 def run_dir_for(settings: Settings, run_id: str) -> Path:
@@ -335,7 +336,8 @@ def link_lake(settings: Settings, *, full: bool = False, truth: Path | None = No
     metrics["seconds_total"] = seconds["total"]
     progress(f"linked {metrics['records']:,} records into {metrics['persons']:,} persons ({plan.mode}) "
              f"in {seconds['total_excl_truth']:.1f} s")
-    return LakeLink(run_id=run_id, mode=plan.mode, metrics=metrics, run_dir=run_dir, evaluation=evaluation)
+    return LakeLink(run_id=run_id, mode=plan.mode, metrics=metrics, run_dir=run_dir, evaluation=evaluation,
+                    model_path=out.model_path)
 
 
 @dataclass

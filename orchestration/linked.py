@@ -54,6 +54,7 @@ def person_record(context: dg.AssetExecutionContext, config: LinkConfig, lakehou
     charts = result.run_dir / "charts"
     metadata = {
         "mode": m["mode"],
+        "mode_reason": m["mode_reason"],
         "link_run_id": result.run_id,
         "records": m["records"],
         "new_records": m["new_records"],
@@ -64,8 +65,8 @@ def person_record(context: dg.AssetExecutionContext, config: LinkConfig, lakehou
         "metrics": dg.MetadataValue.json(m),
         "lake_snapshot_id": snapshot,
     }
-    if (result.run_dir / "model.json").is_file():
-        metadata["model"] = dg.MetadataValue.path(str(result.run_dir / "model.json"))
+    if result.model_path is not None and result.model_path.is_file():
+        metadata["model"] = dg.MetadataValue.path(str(result.model_path))
     for name in ("match_weights", "m_u_parameters"):
         if (charts / f"{name}.html").is_file():
             metadata[f"chart_{name}"] = dg.MetadataValue.url((charts / f"{name}.html").as_uri())
