@@ -66,13 +66,13 @@ def transforms_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource
             elif isinstance(event, (dg.AssetMaterialization, dg.MaterializeResult)) and event.asset_key:
                 materialised.append(event.asset_key)
             yield event
-    if materialised:
-        with lakehouse.connect() as con:
-            # one transaction: every model of this run records the same (dbt's last) snapshot
-            con.execute("BEGIN")
-            for key in materialised:
-                record_run_snapshot(con, context.run.run_id, context.job_name, key.to_user_string())
-            con.execute("COMMIT")
+        if materialised:  # still under the lock: no other writer's snapshot can come in between
+            with lakehouse.connect() as con:
+                # one transaction: every model of this run records the same (dbt's last) snapshot
+                con.execute("BEGIN")
+                for key in materialised:
+                    record_run_snapshot(con, context.run.run_id, context.job_name, key.to_user_string())
+                con.execute("COMMIT")
     if not invocation.is_successful():
         results = invocation.get_artifact("run_results.json").get("results", [])
         failed = sorted(r["unique_id"] for r in results if r.get("status") in ("error", "fail"))

@@ -84,7 +84,7 @@ def install_extensions(settings: Settings) -> None:
     directory: dbt-duckdb then only loads them (nothing is downloaded)."""
     con = duckdb.connect()
     try:
-        lakehouse.install_extensions(con, ("ducklake", *lakehouse._CATALOG_EXTENSIONS[settings.catalog]))
+        lakehouse.install_extensions(con, lakehouse.lake_extensions(settings))
     finally:
         con.close()
 

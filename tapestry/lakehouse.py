@@ -21,6 +21,7 @@ import contextlib
 import fcntl
 import importlib
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -78,6 +79,11 @@ def install_extensions(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -
         con.load_extension(name)
 
 
+def lake_extensions(settings: Settings) -> tuple[str, ...]:
+    """The extensions a connection to this lakehouse needs (DuckLake + its catalog's scanner)."""
+    return ("ducklake", *_CATALOG_EXTENSIONS[settings.catalog])
+
+
 def catalog_uri(settings: Settings) -> str:
     if settings.catalog == "sqlite":
         return f"ducklake:sqlite:{settings.catalog_path}"
@@ -92,12 +98,23 @@ def describe(settings: Settings) -> str:
     return f"DuckLake catalog: {settings.catalog} at {where}; data files: {settings.data_path}"
 
 
+_held = threading.local()  # lock path -> depth, for the writer locks this thread holds
+
+
 @contextlib.contextmanager
 def _process_lock(settings: Settings, read_only: bool) -> Iterator[None]:
     if settings.catalog == "postgres" or (settings.catalog == "sqlite" and read_only):
         yield
         return
     lock_path = Path(str(settings.catalog_path) + ".lock")
+    held = _held.__dict__.setdefault("depth", {})
+    if held.get(lock_path):  # re-entrant in the thread that holds it (e.g. dbt's step recording its snapshot)
+        held[lock_path] += 1
+        try:
+            yield
+        finally:
+            held[lock_path] -= 1
+        return
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+") as handle:
         deadline, waited = time.monotonic() + LOCK_WAIT_SECONDS, False
@@ -115,16 +132,19 @@ def _process_lock(settings: Settings, read_only: bool) -> Iterator[None]:
                         f"process for {LOCK_WAIT_SECONDS}s (see {lock_path})"
                     ) from None
                 time.sleep(0.2)
+        held[lock_path] = 1
         try:
             yield
         finally:
+            held.pop(lock_path, None)
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
 def writer_lock(settings: Settings) -> Iterator[None]:
     """Hold the lakehouse writer lock while another tool (dbt) writes through its own
-    connection: no-op for PostgreSQL catalogs, as for ``connect(read_only=False)``."""
+    connection: no-op for PostgreSQL catalogs, as for ``connect(read_only=False)``. Re-entrant
+    within the holding thread: ``connect()`` inside it does not wait for itself."""
     with _process_lock(settings, read_only=False):
         yield
 
@@ -138,7 +158,7 @@ def connect(settings: Settings | None = None, read_only: bool = False) -> Iterat
     with _process_lock(settings, read_only):
         con = duckdb.connect()
         try:
-            install_extensions(con, ("ducklake", *_CATALOG_EXTENSIONS[settings.catalog]))
+            install_extensions(con, lake_extensions(settings))
             con.execute("SET ducklake_max_retry_count = 100")
             con.execute("SET ducklake_retry_wait_ms = 50")
             con.execute("SET ducklake_retry_backoff = 1.5")

@@ -90,6 +90,35 @@ def test_concurrent_processes_write_and_read(tapestry_env, kind, monkeypatch):
     assert counts == {"a": 1500, "b": 1500}
 
 
+OTHER_WRITER = textwrap.dedent("""
+    from tapestry import lakehouse
+    from tapestry.config import Settings
+    lakehouse.LOCK_WAIT_SECONDS = 1
+    try:
+        with lakehouse.connect(Settings.from_env()) as con:
+            print("wrote")
+    except lakehouse.LakehouseError:
+        print("waited")
+""")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "duckdb"])
+def test_writer_lock_is_reentrant_in_its_thread_only(tapestry_env, kind, monkeypatch):
+    """dbt's step records its snapshot inside the lock it held for dbt: no other writer between."""
+    monkeypatch.setenv("TAPESTRY_CATALOG", kind)
+    monkeypatch.setattr(lakehouse, "LOCK_WAIT_SECONDS", 1)
+    settings = Settings.from_env()
+    with lakehouse.connect(settings) as con:
+        con.execute("CREATE TABLE raw.t AS SELECT 1 AS v")
+    with lakehouse.writer_lock(settings):
+        with lakehouse.connect(settings) as con:  # the holder itself: no wait
+            con.execute("INSERT INTO raw.t VALUES (2)")
+        other = subprocess.run([sys.executable, "-c", OTHER_WRITER], capture_output=True, text=True, timeout=120)
+        assert other.stdout.strip() == "waited", other.stderr  # another process: still excluded
+    other = subprocess.run([sys.executable, "-c", OTHER_WRITER], capture_output=True, text=True, timeout=120)
+    assert other.stdout.strip() == "wrote", other.stderr
+
+
 @pytest.mark.postgres
 def test_postgres_catalog(tapestry_env):
     with throwaway_postgres() as dsn:
