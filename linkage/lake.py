@@ -102,14 +102,21 @@ def current_rows(con: duckdb.DuckDBPyConnection, *, delivery_ids: list[str] | No
     person). One query over every person-bearing table."""
     existing = lakehouse.tables(con)
     filters: dict[str, pl.DataFrame] = {}
+    agencies = [a.name for a in AGENCIES]
     if delivery_ids is not None:
         filters["_f_deliveries"] = pl.DataFrame({"delivery_id": delivery_ids}, schema={"delivery_id": pl.String})
+        con.register("_f_deliveries", filters["_f_deliveries"].to_arrow())
+        agencies = [r[0] for r in con.execute("SELECT DISTINCT agency FROM raw.deliveries WHERE delivery_id IN "
+                                              "(SELECT delivery_id FROM _f_deliveries)").fetchall()]
+        con.unregister("_f_deliveries")
     if records is not None:
         filters["_f_records"] = records.select("agency", "entity", "record_key")
     if person_keys is not None:
         filters["_f_persons"] = person_keys.select("agency", "key")
     selects = []
     for agency in AGENCIES:
+        if agency.name not in agencies:  # (only the agencies of the deliveries asked for)
+            continue
         for entity in agency.entities:
             contract = entity.contract
             if not contract.person_bearing or contract.table not in existing:
@@ -426,14 +433,13 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
         return None
     population_nodes = population_nodes.with_columns(unique_id=pl.col("node_id").cast(pl.String)).select(
         new_nodes.columns)
-    # the persons a delivered node may join: candidates of the blocking rules, and identical nodes
-    candidates = pl.concat([
-        candidate_existing(population_nodes, new_nodes.drop("node_id"))["node_id"],
-        population_nodes.filter(pl.col("node_id").is_in(new_nodes["node_id"].implode()))["node_id"]]).unique()
-    members = _membership(con, candidates)
-    state_nodes = population_nodes.filter(pl.col("node_id").is_in(members["node_id"].unique().implode()))
+    # a delivered node identical to an existing one joins its person directly; the others are
+    # scored against the candidates of the blocking rules
     repeat = new_nodes["node_id"].is_in(population_nodes["node_id"].implode())
     added = new_nodes.filter(~repeat)
+    candidates = candidate_existing(population_nodes, added.drop("node_id"))["node_id"]
+    members = _membership(con, pl.concat([candidates, new_nodes.filter(repeat)["node_id"]]).unique())
+    state_nodes = population_nodes.filter(pl.col("node_id").is_in(members["node_id"].unique().implode()))
     # term frequencies of the population including the delivery (Splink's: share of nodes)
     tfs = tf_tables(pl.concat([population_nodes.drop("node_id"), added.drop("node_id")]))
     member_ids = members.with_columns(pl.col("node_id").cast(pl.String))
@@ -443,7 +449,7 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
                       node_person=member_ids.group_by("node_id").agg(pl.col("person_id").first()))
     read_seconds = round(time.perf_counter() - t0, 2)
     inc = link_increment(state, records.drop(LAKE_ONLY), run_id=run_id, progress=progress,
-                         prepared=(new_nodes.drop("node_id"), new_node_of))
+                         prepared=(new_nodes.drop("node_id"), new_node_of), candidate_ids=candidates.cast(pl.String))
     new_node_ids = new_node_of.join(new_nodes.select(pl.col("unique_id").alias("_node"), "node_id"),
                                     left_on="node_id", right_on="_node").select("record_id", pl.col("node_id_right")
                                                                                 .alias("node_id"))
