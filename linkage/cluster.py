@@ -28,6 +28,8 @@ import secrets
 
 import numpy as np
 import polars as pl
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components as _cc
 
 CLUSTER_THRESHOLD = 0.95  # match probability at which two records are the same person
 CORE_THRESHOLD = 0.999  # links strong enough to cluster without support checks
@@ -39,9 +41,6 @@ PERSON_ID_PREFIX = "P-"
 
 def connected_components(n_nodes: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Component label (int) per node index 0..n-1 for undirected edges left[i]-right[i]."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components as _cc
-
     if n_nodes == 0:
         return np.zeros(0, dtype=np.int64)
     data = np.ones(len(left), dtype=np.int8)
