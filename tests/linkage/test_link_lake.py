@@ -109,6 +109,29 @@ def test_every_record_has_its_node_and_the_nodes_are_sealed(linked_lake):
     assert records.group_by("node_id").agg(pl.col("person_id").n_unique())["person_id"].max() == 1
 
 
+def test_reading_some_records_gives_what_reading_all_gives(linked_lake):
+    """The incremental path reads a delivery's records alone: rows without details of their own
+    (NHS encounters) must still take their agency person's details from rows outside the subset."""
+    from governance.keys import Keyring
+    from linkage.lake import current_rows, person_records
+
+    settings, _, _ = linked_lake
+    keyring = Keyring.open(settings)
+    with lakehouse.connect(settings, read_only=True) as con:
+        everything = person_records(con, keyring)
+        rows = current_rows(con)
+        subset = rows.filter((pl.col("agency") == "nhs") & (pl.col("entity") == "encounter")).sort(
+            "record_key").head(60)
+        some = person_records(con, keyring, subset)
+        by_delivery = current_rows(con, delivery_ids=subset["delivery_id"].unique().to_list())
+    assert some.height == subset.select("agency", "entity", "record_key").unique().height == 60
+    expected = everything.join(some.select("record_id"), on="record_id", how="semi").sort("record_id")
+    assert some.sort("record_id").select(expected.columns).equals(expected)
+    assert some["surname"].null_count() < some.height // 4  # an encounter carries no name: it came from its patient
+    assert set(by_delivery["delivery_id"]) == set(subset["delivery_id"])
+    assert by_delivery.height == rows.filter(pl.col("delivery_id").is_in(subset["delivery_id"].implode())).height
+
+
 def test_a_full_relink_keeps_ids_and_records_lineage(linked_lake):
     from linkage.lake import link_lake
 
