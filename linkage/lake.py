@@ -26,10 +26,13 @@ current delivery. Rows that carry no person details of their own (NHS Encounter,
 assessment factors) take the details of the agency's record with the same ``person_key`` (the
 Patient, the referral): the agency's own link.
 
-Full or incremental: a run is incremental when a previous model exists and the new records are
-at most ``INCREMENTAL_MAX_SHARE`` of the population; otherwise (or with ``full=True``) the model
-is re-trained on everything and ids are kept stable against the previous assignment. Records that
-are no longer current (superseded or removed by retention) leave linked.person_record.
+Full or incremental (``_plan``; the reason is kept in the run's metrics): a run is incremental
+when a saved model and the sealed features exist, only new deliveries arrived since the last run,
+and their new records are at most ``INCREMENTAL_MAX_SHARE`` of the population. It then reads only
+those records from the vault and scores them against the sealed features (``_link_incremental``).
+Otherwise (or with ``full=True``) the model is re-trained on everything, ids are kept stable
+against the previous assignment, records no longer current leave linked.person_record, and the
+features are sealed afresh (``_link_full``).
 """
 from __future__ import annotations
 
