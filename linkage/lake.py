@@ -243,6 +243,17 @@ def _latest_model(con: duckdb.DuckDBPyConnection) -> Path | None:
     return Path(row[0]) if row and Path(row[0]).is_file() else None
 
 
+def _last_run(con: duckdb.DuckDBPyConnection) -> str | None:
+    if not lakehouse.table_exists(con, "linked", "runs"):
+        return None
+    row = con.execute("SELECT run_id FROM linked.runs ORDER BY finished_at DESC, run_id DESC LIMIT 1").fetchone()
+    return row[0] if row else None
+
+
+class ConcurrentLinkRun(RuntimeError):
+    """Another link run wrote the linked zone while this one was linking: its result is stale."""
+
+
 def _previous(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """The stored assignment: record_id, person_id, match_confidence."""
     if not lakehouse.table_exists(con, "linked", "person_record"):
@@ -257,15 +268,16 @@ class _Plan:
     reason: str
     model_file: Path | None
     new_deliveries: list[str]
+    last_run: str | None = None  # the linked zone this run builds on (checked again before writing)
 
 
 def _plan(con: duckdb.DuckDBPyConnection, full: bool) -> _Plan:
     """Full or incremental, and why. Incremental needs a saved model and the sealed features of
     the linked nodes; a linked delivery that is no longer current (superseded: its records may
     have changed or gone; or removed by retention) makes a full re-link."""
-    model_file = _latest_model(con)
+    model_file, last_run = _latest_model(con), _last_run(con)
     current = [r[0] for r in con.execute("SELECT delivery_id FROM raw.current_deliveries").fetchall()]
-    plan = _Plan("full", "asked for a full re-link", model_file, current)
+    plan = _Plan("full", "asked for a full re-link", model_file, current, last_run)
     if full:
         return plan
     if model_file is None:
@@ -276,7 +288,7 @@ def _plan(con: duckdb.DuckDBPyConnection, full: bool) -> _Plan:
     linked = {r[0] for r in con.execute("SELECT delivery_id FROM linked.delivery").fetchall()}
     if linked - set(current):
         return replace(plan, reason="a linked delivery was superseded or removed")
-    return _Plan("incremental", "new deliveries", model_file, [d for d in current if d not in linked])
+    return _Plan("incremental", "new deliveries", model_file, [d for d in current if d not in linked], last_run)
 
 
 def _new_rows(con: duckdb.DuckDBPyConnection, deliveries: list[str]) -> pl.DataFrame:
@@ -516,7 +528,10 @@ def _review_rows(review: pl.DataFrame, records: pl.DataFrame, run_id: str) -> pl
 def _write(settings: Settings, run_id: str, plan: _Plan, started: datetime, out: _Outcome) -> None:
     now = datetime.now(timezone.utc)
     full = plan.mode == "full"
-    with lakehouse.connect(settings) as con:
+    with lakehouse.connect(settings) as con:  # holds the writer lock (file catalogs) until the commit
+        if _last_run(con) != plan.last_run:
+            raise ConcurrentLinkRun(f"link run {run_id}: another link run wrote the linked zone while this one "
+                                    "was linking; nothing written (run the link job again)")
         existing = lakehouse.tables(con)
         for table, ddl in DDL.items():
             if f"linked.{table}" not in existing:

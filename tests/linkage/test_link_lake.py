@@ -200,3 +200,22 @@ def test_without_sealed_features_the_next_run_is_full(linked_lake):
     with lakehouse.connect(settings, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM linked.node_features").fetchone()[0] > 0
     assert link_lake(settings, progress=lambda _: None).mode == "incremental"  # nothing new: a no-op
+
+
+def test_a_link_run_overtaken_by_another_writes_nothing(linked_lake):
+    """Two link runs at once (the UI and `tapestry run`): the one that finishes second would write
+    a result built on a linked zone that changed under it; it fails and writes nothing."""
+    from linkage.lake import ConcurrentLinkRun, link_lake
+
+    settings, _, _ = linked_lake
+    others = []
+
+    def meanwhile(_message):
+        if not others:  # the first progress line: this run has read what it builds on
+            others.append(link_lake(settings, full=True, progress=lambda _: None).run_id)
+
+    before = _runs(settings).height
+    with pytest.raises(ConcurrentLinkRun, match="another link run"):
+        link_lake(settings, full=True, progress=meanwhile)
+    runs = _runs(settings)
+    assert runs.height == before + 1 and runs["run_id"][-1] == others[0]  # only the other run wrote
