@@ -67,9 +67,6 @@ class LinkState:
     tf_tables: dict[str, pl.DataFrame] = field(default_factory=dict)
     node_keys: pl.DataFrame | None = None  # unique_id, _k: hash of the features (finds repeats)
     node_person: pl.DataFrame | None = None  # node_id -> person_id
-    # A partial state (the lake's: ``nodes`` holds only a delivery's candidates) fetches the
-    # features of further nodes of affected persons with this: node ids -> nodes frame.
-    fetch_nodes: object | None = None
 
     def __post_init__(self):
         if self.node_keys is None:
@@ -98,9 +95,7 @@ def node_keys(nodes: pl.DataFrame) -> pl.DataFrame:
 @dataclass(frozen=True)
 class CandidateKey:
     """Existing nodes sharing ``existing`` columns' values with a delivered node's ``delivery``
-    columns may be paired by a prediction blocking rule. ``name`` is the token namespace in the
-    lake (``linked.node_key``): entries with one name compare the same kind of values."""
-    name: str
+    columns may be paired by a prediction blocking rule."""
     existing: tuple[str, ...]
     delivery: tuple[str, ...]
     existing_no_dob: bool = False  # only existing nodes without a date of birth
@@ -113,18 +108,17 @@ class CandidateKey:
 _MD = "_dob_month_day"
 _NAME = ("forename_canon", "surname_sx")
 CANDIDATE_KEYS: tuple[CandidateKey, ...] = tuple(
-    [CandidateKey(c, (c,), (c,)) for c in ("nhs_number", "pnc_id", "upn", "crn", "source_person_id")]
-    + [CandidateKey("+".join(k), k, k) for k in (("dob", "forename_sx"), ("dob", "surname_sx"),
-                                                  ("forename_canon", "surname_sx", "dob_year"),
-                                                  ("forename_canon", "surname_sx", _MD), ("dob", "postcode_std"),
-                                                  ("forename_canon", "postcode_std"))]
-    + [CandidateKey("dob+surname_sx", ("dob_swapped", "surname_sx"), ("dob", "surname_sx")),
-       CandidateKey("dob+surname_sx", ("dob", "surname_sx"), ("dob_swapped", "surname_sx")),
-       CandidateKey("forename_sx+surname_sx+dob_year", ("forename_sx", "surname_sx", "dob_year"),
-                    ("surname_sx", "forename_sx", "dob_year")),
+    [CandidateKey((c,), (c,)) for c in ("nhs_number", "pnc_id", "upn", "crn", "source_person_id")]
+    + [CandidateKey(k, k) for k in (("dob", "forename_sx"), ("dob", "surname_sx"),
+                                    ("forename_canon", "surname_sx", "dob_year"),
+                                    ("forename_canon", "surname_sx", _MD), ("dob", "postcode_std"),
+                                    ("forename_canon", "postcode_std"))]
+    + [CandidateKey(("dob_swapped", "surname_sx"), ("dob", "surname_sx")),
+       CandidateKey(("dob", "surname_sx"), ("dob_swapped", "surname_sx")),
+       CandidateKey(("forename_sx", "surname_sx", "dob_year"), ("surname_sx", "forename_sx", "dob_year")),
        # the rules for a missing dob on either side
-       CandidateKey("name_no_dob", _NAME, _NAME, existing_no_dob=True),
-       CandidateKey("name", _NAME, _NAME, delivery_no_dob=True)]
+       CandidateKey(_NAME, _NAME, existing_no_dob=True),
+       CandidateKey(_NAME, _NAME, delivery_no_dob=True)]
 )
 
 
@@ -278,14 +272,6 @@ def link_increment(
     affected = node_person.filter(pl.col("node_id").is_in(touched_nodes.implode()))["person_id"].unique()
     affected_nodes = node_person.filter(pl.col("person_id").is_in(affected.implode()))["node_id"]
     sub_existing = state.nodes.filter(pl.col("unique_id").is_in(affected_nodes.implode()))
-    if state.fetch_nodes is not None and sub_existing.height < affected_nodes.len():
-        missing = affected_nodes.filter(~affected_nodes.is_in(sub_existing["unique_id"].implode()))
-        fetched = state.fetch_nodes(missing).select(state.nodes.columns)
-        state.nodes = pl.concat([state.nodes, fetched])
-        sub_existing = pl.concat([sub_existing, fetched])
-        for col, table in state.tf_tables.items():  # the fetch may have added values
-            linker.table_management.register_term_frequency_lookup(
-                _register(db_api, table, f"tf_{col}_fetched"), col)
     # re-score the affected persons' own pairs (their edges are not stored)
     if sub_existing.height > 1:
         sub = _register(db_api, sub_existing, "affected", with_source_dataset=True)

@@ -103,22 +103,31 @@ def current_rows(con: duckdb.DuckDBPyConnection, *, delivery_ids: list[str] | No
     Optionally only rows of some deliveries, of some records (agency, entity, record_key), or of
     some agency persons (agency, key: the row's person_key, or its record_key when it is the
     person). One query over every person-bearing table."""
-    existing = lakehouse.tables(con)
     filters: dict[str, pl.DataFrame] = {}
-    agencies = [a.name for a in AGENCIES]
     if delivery_ids is not None:
         filters["_f_deliveries"] = pl.DataFrame({"delivery_id": delivery_ids}, schema={"delivery_id": pl.String})
-        con.register("_f_deliveries", filters["_f_deliveries"].to_arrow())
-        agencies = [r[0] for r in con.execute("SELECT DISTINCT agency FROM raw.deliveries WHERE delivery_id IN "
-                                              "(SELECT delivery_id FROM _f_deliveries)").fetchall()]
-        con.unregister("_f_deliveries")
     if records is not None:
         filters["_f_records"] = records.select("agency", "entity", "record_key")
     if person_keys is not None:
         filters["_f_persons"] = person_keys.select("agency", "key")
+    for name, frame in filters.items():
+        con.register(name, frame.to_arrow())
+    try:
+        return _current_rows(con, filters)
+    finally:
+        for name in filters:
+            con.unregister(name)
+
+
+def _current_rows(con: duckdb.DuckDBPyConnection, filters: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    existing = lakehouse.tables(con)
+    agencies = [a.name for a in AGENCIES]
+    if "_f_deliveries" in filters:  # only the agencies of those deliveries
+        agencies = [r[0] for r in con.execute("SELECT DISTINCT agency FROM raw.deliveries WHERE delivery_id IN "
+                                              "(SELECT delivery_id FROM _f_deliveries)").fetchall()]
     selects = []
     for agency in AGENCIES:
-        if agency.name not in agencies:  # (only the agencies of the deliveries asked for)
+        if agency.name not in agencies:
             continue
         for entity in agency.entities:
             contract = entity.contract
@@ -127,12 +136,12 @@ def current_rows(con: duckdb.DuckDBPyConnection, *, delivery_ids: list[str] | No
             person = "r.person_key" if "person_key" in contract.key_columns().values() else "NULL"
             sex = "r.gender" if any(c.name == "gender" for c in contract.columns) else "NULL"
             where = ["r.record_key IS NOT NULL"]
-            if delivery_ids is not None:
+            if "_f_deliveries" in filters:
                 where.append("r._delivery_id IN (SELECT delivery_id FROM _f_deliveries)")
-            if records is not None:
+            if "_f_records" in filters:
                 where.append(f"r.record_key IN (SELECT record_key FROM _f_records WHERE agency = '{agency.name}' "
                              f"AND entity = '{entity.name}')")
-            if person_keys is not None:
+            if "_f_persons" in filters:
                 where.append(f"coalesce({person}, r.record_key) IN (SELECT key FROM _f_persons "
                              f"WHERE agency = '{agency.name}')")
             selects.append(f"""
@@ -143,13 +152,7 @@ def current_rows(con: duckdb.DuckDBPyConnection, *, delivery_ids: list[str] | No
                 WHERE {' AND '.join(where)}""")
     if not selects:
         return pl.DataFrame(schema=_ROW_SCHEMA)
-    for name, frame in filters.items():
-        con.register(name, frame.to_arrow())
-    try:
-        return con.sql(" UNION ALL ".join(selects)).pl().cast(_ROW_SCHEMA)
-    finally:
-        for name in filters:
-            con.unregister(name)
+    return con.sql(" UNION ALL ".join(selects)).pl().cast(_ROW_SCHEMA)
 
 
 _HAS_DETAILS = pl.any_horizontal(pl.col(c).is_not_null() for c in ("forename", "surname", "dob"))

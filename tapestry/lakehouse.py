@@ -107,7 +107,9 @@ def _process_lock(settings: Settings, read_only: bool) -> Iterator[None]:
         yield
         return
     lock_path = Path(str(settings.catalog_path) + ".lock")
-    held = _held.__dict__.setdefault("depth", {})
+    if not hasattr(_held, "depth"):
+        _held.depth = {}
+    held = _held.depth
     if held.get(lock_path):  # re-entrant in the thread that holds it (e.g. dbt's step recording its snapshot)
         held[lock_path] += 1
         try:
