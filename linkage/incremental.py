@@ -102,24 +102,40 @@ class CandidateKey:
     delivery_no_dob: bool = False  # only delivered nodes without one
 
 
-# Candidate filter for predict_between: one entry per prediction blocking rule
-# (M.PREDICTION_BLOCKING_RULES). A superset of what the rules pair, so scoring only these is
-# the same as scoring the whole population, at a cost that follows the delivery.
+# Candidate filter for predict_between: the key of each prediction blocking rule (by its SQL, as
+# the saved model lists it; the fall-back rules of ``M.usable_rules`` included). Existing nodes
+# sharing a key with a delivered node are a superset of what the rules pair, so scoring only
+# these is the same as scoring the whole population, at a cost that follows the delivery.
 _MD = "_dob_month_day"
 _NAME = ("forename_canon", "surname_sx")
-CANDIDATE_KEYS: tuple[CandidateKey, ...] = tuple(
-    [CandidateKey((c,), (c,)) for c in ("nhs_number", "pnc_id", "upn", "crn", "source_person_id")]
-    + [CandidateKey(k, k) for k in (("dob", "forename_sx"), ("dob", "surname_sx"),
-                                    ("forename_canon", "surname_sx", "dob_year"),
-                                    ("forename_canon", "surname_sx", _MD), ("dob", "postcode_std"),
-                                    ("forename_canon", "postcode_std"))]
-    + [CandidateKey(("dob_swapped", "surname_sx"), ("dob", "surname_sx")),
-       CandidateKey(("dob", "surname_sx"), ("dob_swapped", "surname_sx")),
-       CandidateKey(("forename_sx", "surname_sx", "dob_year"), ("surname_sx", "forename_sx", "dob_year")),
-       # the rules for a missing dob on either side
-       CandidateKey(_NAME, _NAME, existing_no_dob=True),
-       CandidateKey(_NAME, _NAME, delivery_no_dob=True)]
-)
+_NAME_AREA = (*_NAME, "postcode_area")
+_KEYS_BY_RULE_NAME: dict[str, CandidateKey] = {
+    **{c: CandidateKey((c,), (c,)) for c in ("nhs_number", "pnc_id", "upn", "crn", "source_person_id")},
+    "dob+forename_sx": CandidateKey(("dob", "forename_sx"), ("dob", "forename_sx")),
+    "dob+surname_sx": CandidateKey(("dob", "surname_sx"), ("dob", "surname_sx")),
+    "forename_canon+surname_sx+dob_year": CandidateKey((*_NAME, "dob_year"), (*_NAME, "dob_year")),
+    "forename_canon+surname_sx+dob_month_day": CandidateKey((*_NAME, _MD), (*_NAME, _MD)),
+    "forename_canon+surname_sx+postcode_area+no_dob_left": CandidateKey(_NAME_AREA, _NAME_AREA, existing_no_dob=True),
+    "forename_canon+surname_sx+postcode_area+no_dob_right": CandidateKey(_NAME_AREA, _NAME_AREA,
+                                                                         delivery_no_dob=True),
+    "dob+postcode": CandidateKey(("dob", "postcode_std"), ("dob", "postcode_std")),
+    "dob_swapped+surname_sx": CandidateKey(("dob_swapped", "surname_sx"), ("dob", "surname_sx")),
+    "name_swap+dob_year": CandidateKey(("forename_sx", "surname_sx", "dob_year"), ("surname_sx", "forename_sx",
+                                                                                   "dob_year")),
+    "forename_canon+postcode": CandidateKey(("forename_canon", "postcode_std"), ("forename_canon", "postcode_std")),
+    # fall-backs
+    "forename_canon+surname_sx": CandidateKey(_NAME, _NAME),
+    "forename_canon+surname_sx+no_dob_left": CandidateKey(_NAME, _NAME, existing_no_dob=True),
+    "forename_canon+surname_sx+no_dob_right": CandidateKey(_NAME, _NAME, delivery_no_dob=True),
+}
+CANDIDATE_KEYS: dict[str, CandidateKey] = {
+    sql: _KEYS_BY_RULE_NAME[name]
+    for name, sql in (*M.PREDICTION_BLOCKING_RULES, M.NAME_RULE, *M.NO_DOB_NAME_RULES)}
+
+
+def model_rules(model: dict) -> list[str]:
+    """The prediction blocking rules (SQL) of a saved Splink model."""
+    return [r["blocking_rule"] if isinstance(r, dict) else r for r in model["blocking_rules_to_generate_predictions"]]
 
 
 def with_key_columns(nodes: pl.DataFrame) -> pl.DataFrame:
@@ -132,19 +148,30 @@ def _side(frame: pl.DataFrame, no_dob: bool) -> pl.DataFrame:
     return frame.filter(pl.col("dob").is_null()) if no_dob and "dob" in frame.columns else frame
 
 
-def candidate_existing(existing: pl.DataFrame, delivery: pl.DataFrame) -> pl.DataFrame:
-    """Existing nodes that some prediction blocking rule may pair with a delivered node."""
+def candidate_existing(existing: pl.DataFrame, delivery: pl.DataFrame, rules: list[str] | None = None
+                       ) -> pl.DataFrame:
+    """Existing nodes that one of the prediction blocking ``rules`` (SQL; default: every rule of
+    ``M.PREDICTION_BLOCKING_RULES``) may pair with a delivered node. Keys are compared by 64-bit
+    hash in one pass over the population: a collision only adds a candidate. A rule without a
+    known key makes every node a candidate."""
+    keys = [CANDIDATE_KEYS.get(sql) for sql in (rules if rules is not None else
+                                                [sql for _, sql in M.PREDICTION_BLOCKING_RULES])]
+    if None in keys:
+        return existing
     e, d = with_key_columns(existing), with_key_columns(delivery)
-    hits = []
-    for key in CANDIDATE_KEYS:
+    no_dob = pl.col("dob").is_null() if "dob" in e.columns else pl.lit(True)
+    conditions = []
+    for n, key in enumerate(keys):
         if not set(key.existing) <= set(e.columns) or not set(key.delivery) <= set(d.columns):
             continue
         values = _side(d, key.delivery_no_dob).select(
-            [pl.col(dc).alias(ec) for ec, dc in zip(key.existing, key.delivery)]).drop_nulls().unique()
-        hits.append(_side(e, key.existing_no_dob).select("unique_id", *key.existing)
-                    .join(values, on=list(key.existing), how="semi")["unique_id"])
-    ids = pl.concat(hits).unique() if hits else existing["unique_id"]
-    return existing.filter(pl.col("unique_id").is_in(ids.implode()))
+            [pl.col(dc).alias(ec) for ec, dc in zip(key.existing, key.delivery)]).drop_nulls()
+        hashes = values.select(pl.struct(list(key.existing)).hash(seed=n))[:, 0].unique()
+        hit = pl.struct(list(key.existing)).hash(seed=n).is_in(hashes.implode())
+        conditions.append(hit & no_dob if key.existing_no_dob else hit)
+    if not conditions:
+        return existing
+    return existing.filter(e.select(pl.any_horizontal(conditions))[:, 0])
 
 
 def delivery_nodes(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -158,11 +185,22 @@ def delivery_nodes(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def tf_tables(nodes: pl.DataFrame) -> dict[str, pl.DataFrame]:
     """Term-frequency tables as Splink computes them: share of non-null values."""
+    return tf_from_counts([value_counts(nodes)])
+
+
+def value_counts(nodes: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """Non-null value counts of the term-frequency columns: {column: frame(column, n)}."""
+    return {col: nodes.select(col).drop_nulls().group_by(col).len("n") for col in TF_COLUMNS if col in nodes.columns}
+
+
+def tf_from_counts(parts: list[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFrame]:
+    """Term-frequency tables of the union of the node sets these ``value_counts`` came from."""
     out = {}
     for col in TF_COLUMNS:
-        if col in nodes.columns and nodes[col].null_count() < nodes.height:
-            values = nodes.select(col).drop_nulls()
-            out[col] = values.group_by(col).agg((pl.len() / values.height).alias(f"tf_{col}"))
+        frames = [part[col] for part in parts if col in part]
+        counts = pl.concat(frames).group_by(col).agg(pl.col("n").sum()) if frames else None
+        if counts is not None and counts.height:
+            out[col] = counts.select(col, (pl.col("n") / pl.col("n").sum()).alias(f"tf_{col}"))
     return out
 
 
@@ -240,8 +278,10 @@ def link_increment(
     con.execute(f"SET memory_limit = '{M.DUCKDB_MEMORY_LIMIT}'")
     db_api = DuckDBAPI(connection=con)
     model = dict(state.model)
-    candidates = candidate_existing(state.nodes, new_nodes) if candidate_ids is None else state.nodes.filter(
-        pl.col("unique_id").is_in(candidate_ids.implode()))
+    if candidate_ids is None:
+        candidates = candidate_existing(state.nodes, new_nodes, model_rules(model))
+    else:
+        candidates = state.nodes.filter(pl.col("unique_id").is_in(candidate_ids.implode()))
     existing = _register(db_api, candidates, "existing")
     incoming = _register(db_api, new_nodes, "delivery")
     # the saved model was validated when it was trained: re-validating costs ~0.2 s per run
@@ -290,6 +330,8 @@ def link_increment(
     ids, lineage = C.assign_stable_ids(sub_records.select("record_id", "cluster_id"), previous, run_id=run_id,
                                        key=id_key)
     ids = ids.join(sub_records.select("record_id", "match_confidence"), on="record_id", how="left")
+    # the affected persons are re-assigned as a whole; repeats below join untouched persons
+    persons_change = ids["person_id"].n_unique() - affected.len()
     repeats = new_node_of.join(sub_records.select("record_id"), on="record_id", how="anti").join(
         node_person, on="node_id").select("record_id", "person_id", pl.lit("continuing").alias("id_status"))
     ids = pl.concat([ids, repeats], how="diagonal_relaxed")
@@ -320,6 +362,7 @@ def link_increment(
         "records_reclustered": sub_records.height,
         "records_joining_an_identical_record": repeats.height,
         "records_reassigned": int(changed.filter(pl.col("_old").is_not_null()).height),
+        "persons_change": int(persons_change),
         "guard": guard_metrics,
         "seconds": {"score": round(t_score, 2), "total": round(time.perf_counter() - t0, 2)},
     }

@@ -36,12 +36,15 @@ features are sealed afresh (``_link_full``).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import duckdb
 import polars as pl
@@ -49,7 +52,8 @@ import polars as pl
 from governance.identities import read_identifiers
 from governance.keys import Keyring
 from linkage import stored_state
-from linkage.incremental import LinkState, candidate_existing, delivery_nodes, link_increment, tf_tables
+from linkage.incremental import (LinkState, candidate_existing, delivery_nodes, link_increment, model_rules,
+                                 tf_from_counts, value_counts)
 from linkage.pipeline import link_records
 from linkage.stored_state import node_tokens, open_nodes, seal_nodes
 from linkage.tokens import token_key
@@ -326,25 +330,37 @@ def link_lake(settings: Settings, *, full: bool = False, truth: Path | None = No
     run_dir = run_dir_for(settings, run_id)
     keyring = Keyring.open(settings)
     key = token_key(keyring.pseudonym_key())
-    # read without the writer lock: ingestion can go on while we link
-    with lakehouse.connect(settings, read_only=True) as con:
+    out = None
+    # An incremental run takes seconds: it plans, links and writes on one writer connection (with
+    # file catalogs, other writers wait that long). A full run reads without the writer lock, so
+    # that ingestion can go on while it links, and checks before writing that no other link run
+    # wrote meanwhile (ConcurrentLinkRun).
+    with lakehouse.connect(settings) as con:
         plan = _plan(con, full)
         if plan.mode == "incremental":
-            new_rows = _new_rows(con, plan.new_deliveries)
-            population = _linked_records(con)
-            if new_rows.height > INCREMENTAL_MAX_SHARE * population:
-                plan = replace(plan, mode="full", reason=f"{new_rows.height:,} new records: over "
-                               f"{INCREMENTAL_MAX_SHARE:.0%} of the {population:,} linked")
-        if plan.mode == "incremental":
-            out = _link_incremental(con, keyring, key, plan, new_rows, population, run_id, progress)
-            if out is None:  # sealed features unreadable (a key shredded meanwhile) or of older features
-                plan = replace(plan, mode="full", reason="sealed features unreadable or outdated")
-        if plan.mode == "full":
+            with _opening_population(con, keyring) as opening:
+                new_rows = _new_rows(con, plan.new_deliveries)
+                population = _linked_records(con)
+                if new_rows.height > INCREMENTAL_MAX_SHARE * population:
+                    plan = replace(plan, mode="full", reason=f"{new_rows.height:,} new records: over "
+                                   f"{INCREMENTAL_MAX_SHARE:.0%} of the {population:,} linked")
+                else:
+                    out = _link_incremental(con, keyring, key, plan, new_rows, population, run_id, progress, opening)
+                    if out is None:  # sealed features unreadable (a key shredded meanwhile) or of older features
+                        plan = replace(plan, mode="full", reason="sealed features unreadable or outdated")
+            if out is not None:
+                lap("link")
+                out.metrics |= {"mode": plan.mode, "mode_reason": plan.reason}
+                _write(con, run_id, plan, started, out)
+                lap("write")
+    if out is None:
+        with lakehouse.connect(settings, read_only=True) as con:
             out = _link_full(con, keyring, key, plan, run_dir, run_id, progress, seconds, t0)
-    lap("link")
-    out.metrics |= {"mode": plan.mode, "mode_reason": plan.reason}
-    _write(settings, run_id, plan, started, out)
-    lap("write")
+        lap("link")
+        out.metrics |= {"mode": plan.mode, "mode_reason": plan.reason}
+        with lakehouse.connect(settings) as con:  # holds the writer lock (file catalogs) until the commit
+            _write(con, run_id, plan, started, out)
+        lap("write")
     metrics = out.metrics
     evaluation = None
     if truth is not None and Path(truth, "records.parquet").is_file():
@@ -428,8 +444,21 @@ def _membership(con: duckdb.DuckDBPyConnection, node_ids: pl.Series) -> pl.DataF
     return members.with_columns(record_id=record_id_expr())
 
 
+@contextlib.contextmanager
+def _opening_population(con: duckdb.DuckDBPyConnection, keyring: Keyring) -> Iterator[Future]:
+    """The sealed population opened (decryption, Parquet, term-frequency counts) in a thread while
+    the caller reads the delivery: a future of (nodes, unreadable count, value counts, seconds)."""
+    def work(reader):
+        t = time.perf_counter()
+        nodes, unreadable = open_nodes(reader, keyring)
+        return nodes, unreadable, value_counts(nodes), round(time.perf_counter() - t, 2)
+
+    with lakehouse.cursor(con) as reader, ThreadPoolExecutor(1) as pool:
+        yield pool.submit(work, reader)
+
+
 def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: pl.DataFrame, population: int,
-                      run_id: str, progress) -> _Outcome | None:
+                      run_id: str, progress, opening: Future) -> _Outcome | None:
     t0 = time.perf_counter()
     records = person_records(con, keyring, new_rows) if new_rows.height else pl.DataFrame(
         schema={c: pl.String for c in RECORD_COLUMNS})
@@ -438,32 +467,31 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
                "records_no_longer_current": 0}
     if records.height == 0:
         return _Outcome(pl.DataFrame(), pl.DataFrame(), pl.DataFrame(), pl.DataFrame(),
-                        metrics | {"persons": None}, plan.model_file)
-    population_nodes, unreadable = open_nodes(con, keyring)
+                        metrics | {"persons": _persons_before(con, plan.last_run)}, plan.model_file)
+    new_nodes, new_node_of = delivery_nodes(records.drop(LAKE_ONLY))
+    new_nodes, new_delivery = _with_node_ids(new_nodes, records, key)
+    population_nodes, unreadable, population_counts, open_seconds = opening.result()
     if unreadable or population_nodes.height == 0:
         progress(f"{unreadable:,} sealed node(s) could not be opened")
         return None
-    t_open = round(time.perf_counter() - t0, 2)
-    new_nodes, new_node_of = delivery_nodes(records.drop(LAKE_ONLY))
-    new_nodes, new_delivery = _with_node_ids(new_nodes, records, key)
     if set(population_nodes.columns) | {"unique_id"} != set(new_nodes.columns):
         progress("the sealed features predate a change of the standardised features")
         return None
-    population_nodes = population_nodes.with_columns(unique_id=pl.col("node_id").cast(pl.String)).select(
-        new_nodes.columns)
     # a delivered node identical to an existing one joins its person directly; the others are
     # scored against the candidates of the blocking rules
     repeat = new_nodes["node_id"].is_in(population_nodes["node_id"].implode())
     added = new_nodes.filter(~repeat)
-    candidates = candidate_existing(population_nodes, added.drop("node_id"))["node_id"]
+    model = json.loads(plan.model_file.read_text())
+    candidates = candidate_existing(population_nodes, added.drop("node_id"), model_rules(model))["node_id"]
     members = _membership(con, pl.concat([candidates, new_nodes.filter(repeat)["node_id"]]).unique())
-    state_nodes = population_nodes.filter(pl.col("node_id").is_in(members["node_id"].unique().implode()))
+    state_nodes = population_nodes.filter(pl.col("node_id").is_in(members["node_id"].unique().implode())).select(
+        *[pl.col("node_id").cast(pl.String).alias(c) if c == "unique_id" else c for c in new_nodes.columns])
     # term frequencies of the population including the delivery (Splink's: share of nodes)
-    tfs = tf_tables(pl.concat([population_nodes.drop("node_id"), added.drop("node_id")]))
+    tfs = tf_from_counts([population_counts, value_counts(added)])
     member_ids = members.with_columns(pl.col("node_id").cast(pl.String))
     state = LinkState(nodes=state_nodes.drop("node_id"), node_of=member_ids.select("record_id", "node_id"),
                       assignments=member_ids.select("record_id", "person_id"),
-                      model=json.loads(plan.model_file.read_text()), tf_tables=tfs,
+                      model=model, tf_tables=tfs,
                       node_person=member_ids.group_by("node_id").agg(pl.col("person_id").first()))
     read_seconds = round(time.perf_counter() - t0, 2)
     inc = link_increment(state, records.drop(LAKE_ONLY), run_id=run_id, progress=progress,
@@ -477,8 +505,8 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
     changed = inc.assignments.select("record_id", "person_id", "match_confidence", "id_status")
     rows = changed.join(node_of, on="record_id", how="left").join(keys, on="record_id")
     metrics |= inc.metrics | {
-        "persons": None,  # counted in the lake after the write
-        "read_seconds": read_seconds, "open_sealed_seconds": t_open,
+        "persons": _persons_before(con, plan.last_run) + inc.metrics["persons_change"],
+        "read_seconds": read_seconds, "open_sealed_seconds": open_seconds,
         "population_nodes": population_nodes.height, "candidate_nodes": candidates.len(),
         "records_of_candidate_persons": members.height, "delivery_nodes": new_nodes.height,
         "delivery_nodes_new": added.height}
@@ -488,6 +516,12 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
 
 def _persons(con: duckdb.DuckDBPyConnection) -> int:
     return con.execute("SELECT count(DISTINCT person_id) FROM linked.person_record").fetchone()[0]
+
+
+def _persons_before(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
+    """Persons after the run ``run_id`` (as that run recorded them; counted when it did not)."""
+    row = con.execute("SELECT persons FROM linked.runs WHERE run_id = ?", [run_id]).fetchone()
+    return row[0] if row and row[0] is not None else _persons(con)
 
 
 def evaluate_lake_assignment(con: duckdb.DuckDBPyConnection, truth: Path) -> dict:
@@ -528,58 +562,58 @@ def _review_rows(review: pl.DataFrame, records: pl.DataFrame, run_id: str) -> pl
                       "match_weight", "evidence", pl.lit("open").alias("status"))
 
 
-def _write(settings: Settings, run_id: str, plan: _Plan, started: datetime, out: _Outcome) -> None:
+def _write(con: duckdb.DuckDBPyConnection, run_id: str, plan: _Plan, started: datetime, out: _Outcome) -> None:
+    """Write a run's outcome to the linked zone in one commit (``con``: a writer connection)."""
     now = datetime.now(timezone.utc)
     full = plan.mode == "full"
-    with lakehouse.connect(settings) as con:  # holds the writer lock (file catalogs) until the commit
-        if _last_run(con) != plan.last_run:
-            raise ConcurrentLinkRun(f"link run {run_id}: another link run wrote the linked zone while this one "
-                                    "was linking; nothing written (run the link job again)")
-        existing = lakehouse.tables(con)
-        for table, ddl in DDL.items():
-            if f"linked.{table}" not in existing:
-                con.execute(ddl)
-        if "linked.person_record" in existing and not con.execute(
-                "SELECT count(*) FROM duckdb_columns() WHERE database_name = ? AND schema_name = 'linked' "
-                "AND table_name = 'person_record' AND column_name = 'node_id'", [lakehouse.ALIAS]).fetchone()[0]:
-            con.execute("ALTER TABLE linked.person_record ADD COLUMN node_id BIGINT")  # lakes from before
-        con.execute("BEGIN")
-        try:
-            lakehouse.set_commit_message(con, f"linkage run {run_id} ({plan.mode})")
-            if full:  # everything is re-derived
-                for table in ("person_record", "node_features", "delivery"):
-                    con.execute(f"DELETE FROM linked.{table}")
-                con.execute("DELETE FROM linked.review_queue WHERE status = 'open'")  # every pair was re-scored
-            elif out.person_record.height:  # re-assigned records: their rows are replaced
-                con.register("_changed", out.person_record.select(
-                    "record_key", id=pl.concat_str("agency", pl.lit(":"), "entity", pl.lit(":"), "record_key"))
-                    .to_arrow())
-                con.execute("DELETE FROM linked.person_record WHERE record_key IN (SELECT record_key FROM _changed) "
-                            "AND agency || ':' || entity || ':' || record_key IN (SELECT id FROM _changed)")
-            frames = {
-                "person_record": out.person_record.select(
-                    "record_key", "agency", "entity", "person_id", "match_confidence", "id_status",
-                    pl.lit(run_id).alias("run_id"), "node_id") if out.person_record.height else None,
-                "node_features": out.node_features,
-                "delivery": pl.DataFrame({"delivery_id": plan.new_deliveries, "run_id": run_id},
-                                         schema={"delivery_id": pl.String, "run_id": pl.String}),
-                "person_lineage": out.lineage.with_columns(recorded_at=pl.lit(now)).select(
-                    "old_person_id", "new_person_id", "reason", "run_id", "recorded_at")
-                if out.lineage.height else None,
-                "review_queue": out.review,
-            }
-            for table, frame in frames.items():
-                if frame is not None and frame.height:
-                    con.register("_rows", frame.to_arrow())
-                    con.execute(f"INSERT INTO linked.{table} BY NAME SELECT * FROM _rows")
-                    con.unregister("_rows")
-            metrics = out.metrics
-            if metrics.get("persons") is None:
-                metrics["persons"] = _persons(con)
-            con.execute("INSERT INTO linked.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
-                run_id, plan.mode, started, now, metrics["records"], metrics["new_records"], metrics["persons"],
-                str(out.model_path) if out.model_path else None, json.dumps(metrics, default=str)])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+    if _last_run(con) != plan.last_run:
+        raise ConcurrentLinkRun(f"link run {run_id}: another link run wrote the linked zone while this one "
+                                "was linking; nothing written (run the link job again)")
+    existing = lakehouse.tables(con)
+    for table, ddl in DDL.items():
+        if f"linked.{table}" not in existing:
+            con.execute(ddl)
+    if "linked.person_record" in existing and not con.execute(
+            "SELECT count(*) FROM duckdb_columns() WHERE database_name = ? AND schema_name = 'linked' "
+            "AND table_name = 'person_record' AND column_name = 'node_id'", [lakehouse.ALIAS]).fetchone()[0]:
+        con.execute("ALTER TABLE linked.person_record ADD COLUMN node_id BIGINT")  # lakes from before
+    con.execute("BEGIN")
+    try:
+        lakehouse.set_commit_message(con, f"linkage run {run_id} ({plan.mode})")
+        if full:  # everything is re-derived
+            for table in ("person_record", "node_features", "delivery"):
+                con.execute(f"DELETE FROM linked.{table}")
+            con.execute("DELETE FROM linked.review_queue WHERE status = 'open'")  # every pair was re-scored
+        elif out.person_record.height:  # re-assigned records: their rows are replaced
+            con.register("_changed", out.person_record.select(
+                "record_key", id=pl.concat_str("agency", pl.lit(":"), "entity", pl.lit(":"), "record_key"))
+                .to_arrow())
+            con.execute("DELETE FROM linked.person_record WHERE record_key IN (SELECT record_key FROM _changed) "
+                        "AND agency || ':' || entity || ':' || record_key IN (SELECT id FROM _changed)")
+        frames = {
+            "person_record": out.person_record.select(
+                "record_key", "agency", "entity", "person_id", "match_confidence", "id_status",
+                pl.lit(run_id).alias("run_id"), "node_id") if out.person_record.height else None,
+            "node_features": out.node_features,
+            "delivery": pl.DataFrame({"delivery_id": plan.new_deliveries, "run_id": run_id},
+                                     schema={"delivery_id": pl.String, "run_id": pl.String}),
+            "person_lineage": out.lineage.with_columns(recorded_at=pl.lit(now)).select(
+                "old_person_id", "new_person_id", "reason", "run_id", "recorded_at")
+            if out.lineage.height else None,
+            "review_queue": out.review,
+        }
+        for table, frame in frames.items():
+            if frame is not None and frame.height:
+                con.register("_rows", frame.to_arrow())
+                con.execute(f"INSERT INTO linked.{table} BY NAME SELECT * FROM _rows")
+                con.unregister("_rows")
+        metrics = out.metrics
+        if metrics.get("persons") is None:
+            metrics["persons"] = _persons(con)
+        con.execute("INSERT INTO linked.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+            run_id, plan.mode, started, now, metrics["records"], metrics["new_records"], metrics["persons"],
+            str(out.model_path) if out.model_path else None, json.dumps(metrics, default=str)])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise

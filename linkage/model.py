@@ -33,6 +33,7 @@ TRAIN_SAMPLE_NODES = 300_000
 
 # Prediction blocking rules: (name, SQL on l./r.). A pair is scored if any rule holds.
 _FS = "l.forename_canon = r.forename_canon AND l.surname_sx = r.surname_sx"
+_FSA = f"{_FS} AND l.postcode_area = r.postcode_area"
 PREDICTION_BLOCKING_RULES: tuple[tuple[str, str], ...] = (
     ("nhs_number", "l.nhs_number = r.nhs_number"),
     ("pnc_id", "l.pnc_id = r.pnc_id"),
@@ -47,8 +48,12 @@ PREDICTION_BLOCKING_RULES: tuple[tuple[str, str], ...] = (
     # unsplit rule, 4.5M instead of 47M pairs at 1M persons).
     ("forename_canon+surname_sx+dob_year", f"{_FS} AND l.dob_year = r.dob_year"),
     ("forename_canon+surname_sx+dob_month_day", f"{_FS} AND substr(l.dob, 6, 5) = substr(r.dob, 6, 5)"),
-    ("forename_canon+surname_sx+no_dob_left", f"l.dob IS NULL AND {_FS}"),
-    ("forename_canon+surname_sx+no_dob_right", f"r.dob IS NULL AND {_FS}"),
+    # records without a dob: the name key within the same postcode area. The name key alone paired
+    # each such record with every namesake (2.4M of 4.8M node pairs at 1M persons) for no measured
+    # gain: recall 0.99715 vs 0.99714, blocking recall 0.99794 vs 0.99648 at 100k persons
+    # (linkage/README.md). Data without postcodes keeps the name key alone (usable_rules).
+    ("forename_canon+surname_sx+postcode_area+no_dob_left", f"l.dob IS NULL AND {_FSA}"),
+    ("forename_canon+surname_sx+postcode_area+no_dob_right", f"r.dob IS NULL AND {_FSA}"),
     ("dob+postcode", "l.dob = r.dob AND l.postcode_std = r.postcode_std"),
     ("dob_swapped+surname_sx", "l.dob_swapped = r.dob AND l.surname_sx = r.surname_sx"),
     ("name_swap+dob_year", "l.forename_sx = r.surname_sx AND l.surname_sx = r.forename_sx AND l.dob_year = r.dob_year"),
@@ -177,12 +182,22 @@ def _rule_columns(sql: str) -> set[str]:
     return set(re.findall(r"[lr]\.(\w+)", sql))
 
 
+# When a column is absent from the data, the rules that split the name key by it fall back to:
+NAME_RULE = ("forename_canon+surname_sx", _FS)  # no date of birth at all
+NO_DOB_NAME_RULES = (("forename_canon+surname_sx+no_dob_left", f"l.dob IS NULL AND {_FS}"),  # no postcodes
+                     ("forename_canon+surname_sx+no_dob_right", f"r.dob IS NULL AND {_FS}"))
+
+
 def usable_rules(rules, present: set[str]):
     """Blocking rules whose columns are all present. Without any date of birth, the split
-    forename + surname rules collapse back into the plain one."""
+    forename + surname rules collapse back into the plain one; without any postcode, records
+    without a dob are blocked on the name key alone."""
     out = [(name, sql) for name, sql in rules if _rule_columns(sql) <= present]
-    if "dob" not in present and {"forename_canon", "surname_sx"} <= present and rules is PREDICTION_BLOCKING_RULES:
-        out.append(("forename_canon+surname_sx", _FS))
+    if rules is PREDICTION_BLOCKING_RULES and {"forename_canon", "surname_sx"} <= present:
+        if "dob" not in present:
+            out.append(NAME_RULE)
+        elif "postcode_area" not in present:
+            out += NO_DOB_NAME_RULES
     return out
 
 

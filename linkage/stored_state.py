@@ -58,8 +58,8 @@ def seal_nodes(nodes: pl.DataFrame, delivery_of: pl.Series, keyring: Keyring, ru
 def open_nodes(con: duckdb.DuckDBPyConnection, keyring: Keyring) -> tuple[pl.DataFrame, int]:
     """Every sealed node still readable, and how many could not be opened (shredded keys)."""
     parts, unreadable = [], 0
-    rows = con.sql("SELECT delivery_id, key_id, nonce, ciphertext, nodes FROM linked.node_features").pl()
-    for delivery_id, key_id, nonce, ciphertext, n in rows.iter_rows():
+    rows = con.sql("SELECT delivery_id, key_id, nonce, ciphertext, nodes FROM linked.node_features").fetchall()
+    for delivery_id, key_id, nonce, ciphertext, n in rows:
         frame = open_frame(SealedFrame(delivery_id, key_id, nonce, ciphertext, n), PURPOSE, keyring)
         if frame is None:
             unreadable += n

@@ -78,3 +78,12 @@ def test_blocking_without_dob_falls_back_to_names():
     assert "forename_canon+surname_sx+dob_year" in with_dob and "forename_canon+surname_sx" not in with_dob
     names_only = dict(M.usable_rules(M.PREDICTION_BLOCKING_RULES, {"forename_canon", "surname_sx"}))
     assert list(names_only) == ["forename_canon+surname_sx"]
+    # records without a dob are blocked on names within a postcode area; with no postcodes at
+    # all, on names alone
+    area = {"forename_canon", "surname_sx", "dob", "dob_year", "postcode_area"}
+    with_area = dict(M.usable_rules(M.PREDICTION_BLOCKING_RULES, area))
+    assert "forename_canon+surname_sx+postcode_area+no_dob_left" in with_area
+    assert "forename_canon+surname_sx+no_dob_left" not in with_area
+    no_postcode = dict(M.usable_rules(M.PREDICTION_BLOCKING_RULES, area - {"postcode_area"}))
+    assert {"forename_canon+surname_sx+no_dob_left", "forename_canon+surname_sx+no_dob_right"} <= set(no_postcode)
+    assert not any("postcode_area" in name for name in no_postcode)

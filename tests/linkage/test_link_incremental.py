@@ -81,7 +81,8 @@ def test_full_run_review_queue_has_field_weights(split_run):
     assert any(c.startswith("mw_") for c in full.review.columns)
 
 
-def test_candidate_filter_keeps_every_blocked_pair(small_people):
+@pytest.mark.parametrize("postcodes", [True, False])
+def test_candidate_filter_keeps_every_blocked_pair(small_people, postcodes):
     import duckdb
 
     from linkage import model as M
@@ -90,17 +91,31 @@ def test_candidate_filter_keeps_every_blocked_pair(small_people):
     from linkage.standardise import standardise
 
     records, _ = small_people
+    if not postcodes:  # the model then blocks records without a dob on names alone (M.usable_rules)
+        records = records.drop("postcode")
     nodes, _ = collapse(standardise(records))
+    rules = [sql for _, sql in M.usable_rules(M.PREDICTION_BLOCKING_RULES, M.present_features(nodes))]
+    assert any("postcode_area" in sql for sql in rules) == postcodes
     existing, delivery = nodes.filter(pl.int_range(pl.len()) % 7 != 0), nodes.filter(pl.int_range(pl.len()) % 7 == 0)
-    kept = set(candidate_existing(existing, delivery)["unique_id"].to_list())
+    kept = set(candidate_existing(existing, delivery, rules)["unique_id"].to_list())
     con = duckdb.connect()
     con.register("e", existing.drop("forename_aliases").to_arrow())
     con.register("d", delivery.drop("forename_aliases").to_arrow())
     needed = set()
-    for _, sql in M.PREDICTION_BLOCKING_RULES:  # existing on either side of each rule
+    for sql in rules:  # existing on either side of each rule
         for left, right in (("e", "d"), ("d", "e")):
             col = "l" if left == "e" else "r"
             rows = con.execute(f"SELECT DISTINCT {col}.unique_id FROM {left} l JOIN {right} r ON {sql}").fetchall()
             needed |= {r[0] for r in rows}
     assert needed and needed <= kept
     assert len(kept) < existing.height  # and it does filter
+
+
+def test_candidate_filter_without_a_key_for_a_rule_keeps_everything(small_people):
+    from linkage.incremental import candidate_existing
+    from linkage.pipeline import collapse
+    from linkage.standardise import standardise
+
+    nodes, _ = collapse(standardise(small_people[0]))
+    existing, delivery = nodes[:-10], nodes[-10:]
+    assert candidate_existing(existing, delivery, ["l.sex = r.sex"]).height == existing.height

@@ -88,6 +88,8 @@ def test_a_small_later_delivery_links_incrementally_and_keeps_ids(linked_lake):
     assert metrics["mode_reason"] == "new deliveries"
     assert metrics["population_nodes"] > 10 * metrics["delivery_nodes"]
     assert metrics["new_records"] == runs["new_records"][1] < 0.2 * runs["records"][0]
+    # the run counts its persons from the previous count and what it changed: exact
+    assert runs["persons"][1] == now["person_id"].n_unique()
 
 
 def test_every_record_has_its_node_and_the_nodes_are_sealed(linked_lake):
