@@ -95,10 +95,11 @@ def _delete(con, existing: set[str], table: str, column: str) -> int:
 
 def _delete_unlinked(con, existing: set[str], agencies: set[str]) -> int:
     """Person-level linkage rows of records no longer in raw (marts re-derive on their next build)."""
-    if "linked.node_features" in existing:
-        # linkage's sealed features: some derive from removed records (or took their details),
-        # so all go; the next link run is a full one and seals them afresh
-        con.execute("DELETE FROM linked.node_features")
+    for table in ("linked.node_features", "linked.node_edge"):
+        if table in existing:
+            # linkage's stored state (sealed features, scored pairs): some derive from removed
+            # records (or took their details), so all goes; the next link run is a full one
+            con.execute(f"DELETE FROM {table}")
     if "linked.person_record" not in existing:
         return 0
     removed = 0
@@ -111,7 +112,7 @@ def _delete_unlinked(con, existing: set[str], agencies: set[str]) -> int:
             removed += con.execute(f"DELETE FROM linked.person_record WHERE {gone}").fetchone()[0]
             if "linked.review_queue" in existing:
                 for side in ("l", "r"):
-                    con.execute(f"DELETE FROM linked.review_queue WHERE "
+                    con.execute("DELETE FROM linked.review_queue WHERE "
                                 + gone.replace("agency =", f"agency_{side} =").replace("entity =", f"entity_{side} =")
                                 .replace("record_key NOT IN", f"record_key_{side} NOT IN"))
     # person-level tables derived from them (dbt rebuilds them whole on its next run; until then

@@ -67,6 +67,9 @@ class LinkState:
     tf_tables: dict[str, pl.DataFrame] = field(default_factory=dict)
     node_keys: pl.DataFrame | None = None  # unique_id, _k: hash of the features (finds repeats)
     node_person: pl.DataFrame | None = None  # node_id -> person_id
+    # scored pairs among the nodes (id_l, id_r, match_probability >= the predict threshold), at
+    # least those within each person; without them an increment re-scores the persons it touches
+    edges: pl.DataFrame | None = None
 
     def __post_init__(self):
         if self.node_keys is None:
@@ -83,6 +86,7 @@ class IncrementResult:
     review: pl.DataFrame  # uncertain pairs involving the delivery (see REVIEW_COLUMNS_DOC)
     state: LinkState  # updated state (population + delivery)
     metrics: dict
+    edges: pl.DataFrame  # pairs scored with a delivered node: id_l, id_r, match_probability (>= predict threshold)
 
 
 def node_keys(nodes: pl.DataFrame) -> pl.DataFrame:
@@ -312,13 +316,21 @@ def link_increment(
     affected = node_person.filter(pl.col("node_id").is_in(touched_nodes.implode()))["person_id"].unique()
     affected_nodes = node_person.filter(pl.col("person_id").is_in(affected.implode()))["node_id"]
     sub_existing = state.nodes.filter(pl.col("unique_id").is_in(affected_nodes.implode()))
-    # re-score the affected persons' own pairs (their edges are not stored)
-    if sub_existing.height > 1:
+    new_edges = scored.select("id_l", "id_r", "match_probability")
+    # the affected persons' own pairs: stored, or re-scored
+    inner = None
+    if state.edges is not None:
+        inner = state.edges.filter(pl.col("id_l").is_in(affected_nodes.implode())
+                                   & pl.col("id_r").is_in(affected_nodes.implode()))
+    elif sub_existing.height > 1:
         sub = _register(db_api, sub_existing, "affected", with_source_dataset=True)
-        inner = linker.inference.predict_within(sub,
-                                                threshold_match_probability=PREDICT_THRESHOLD, warning_mode="never")
-        scored = pl.concat([scored, scored_frame(db_api, inner)], how="diagonal_relaxed")
+        inner = scored_frame(db_api, linker.inference.predict_within(
+            sub, threshold_match_probability=PREDICT_THRESHOLD, warning_mode="never"))
     con.close()
+    # the review queue takes the delivery's pairs (the others were queued when they were scored)
+    review_pairs = scored
+    if inner is not None:
+        scored = pl.concat([scored, inner], how="diagonal_relaxed")
 
     sub_nodes = pl.concat([sub_existing["unique_id"], new_nodes["unique_id"]])
     sub_edges = scored.filter(pl.col("id_l").is_in(sub_nodes.implode()) & pl.col("id_r").is_in(sub_nodes.implode()))
@@ -351,8 +363,9 @@ def link_increment(
             sub_records.join(ids.select("record_id", "person_id"), on="record_id").group_by("node_id").agg(
                 pl.col("person_id").first()),
         ]),
+        edges=None if state.edges is None else pl.concat([state.edges, new_edges], how="diagonal_relaxed"),
     )
-    review = review_queue(scored, new_assign)
+    review = review_queue(review_pairs, new_assign)
     metrics = {
         "new_records": new_records.height,
         "new_nodes": new_nodes.height,
@@ -369,4 +382,4 @@ def link_increment(
     progress(f"linked {new_records.height:,} new records ({metrics['affected_persons']:,} existing persons "
              f"touched) in {metrics['seconds']['total']:.1f} s")
     return IncrementResult(assignments=changed.drop("_old"), lineage=lineage, review=review, state=new_state,
-                           metrics=metrics)
+                           metrics=metrics, edges=new_edges)

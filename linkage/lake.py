@@ -18,6 +18,9 @@ linked.node_features     the standardised features of the linked records, sealed
                          data key of the delivery they came from (linkage/stored_state.py):
                          what an incremental run scores a delivery against.
 linked.delivery          the deliveries whose records are linked.
+linked.node_edge         the scored pairs of nodes (node ids, match probability >= the predict
+                         threshold): an incremental run re-clusters the persons it touches
+                         from them instead of re-scoring them.
 =======================  ==================================================================
 
 A record is (agency, entity, record_key): a record re-delivered in a later file (probation
@@ -71,6 +74,8 @@ DDL = {
         match_confidence DOUBLE, id_status VARCHAR, run_id VARCHAR NOT NULL, node_id BIGINT)""",
     "node_features": stored_state.DDL,
     "delivery": """CREATE TABLE IF NOT EXISTS linked.delivery (delivery_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL)""",
+    "node_edge": """CREATE TABLE IF NOT EXISTS linked.node_edge (
+        node_l BIGINT NOT NULL, node_r BIGINT NOT NULL, match_probability DOUBLE NOT NULL, run_id VARCHAR NOT NULL)""",
     "person_lineage": """CREATE TABLE IF NOT EXISTS linked.person_lineage (
         old_person_id VARCHAR NOT NULL, new_person_id VARCHAR, reason VARCHAR NOT NULL, run_id VARCHAR NOT NULL,
         recorded_at TIMESTAMP WITH TIME ZONE NOT NULL)""",
@@ -289,8 +294,8 @@ def _plan(con: duckdb.DuckDBPyConnection, full: bool) -> _Plan:
         return plan
     if model_file is None:
         return replace(plan, reason="no saved model yet")
-    if not lakehouse.table_exists(con, "linked", "node_features") or not con.execute(
-            "SELECT count(*) FROM linked.node_features").fetchone()[0]:
+    if not lakehouse.table_exists(con, "linked", "node_features") or not lakehouse.table_exists(
+            con, "linked", "node_edge") or not con.execute("SELECT count(*) FROM linked.node_features").fetchone()[0]:
         return replace(plan, reason="no stored link state (first run since retention, or before sealed features)")
     linked = {r[0] for r in con.execute("SELECT delivery_id FROM linked.delivery").fetchall()}
     if linked - set(current):
@@ -387,6 +392,7 @@ class _Outcome:
     lineage: pl.DataFrame
     review: pl.DataFrame  # review rows keyed by (agency, entity, record_key) (see _review_rows)
     node_features: pl.DataFrame  # sealed rows (stored_state.seal_nodes)
+    edges: pl.DataFrame  # node_l, node_r, match_probability (node ids: tokens)
     metrics: dict
     model_path: Path | None
 
@@ -426,22 +432,39 @@ def _link_full(con, keyring: Keyring, key: bytes, plan: _Plan, run_dir: Path, ru
         "records_no_longer_current": retired.height, "persons": int(assignments["person_id"].n_unique()),
         "read_seconds": seconds["read"], "seal_seconds": round(time.perf_counter() - t_seal, 2)}
     keyed = assignments.join(records.select("record_id", "agency", "entity", "record_key"), on="record_id")
-    return _Outcome(keyed, result.lineage, _review_rows(result.review, records, run_id), sealed, metrics,
+    edges = _token_edges(result.edges, nodes.select("unique_id", "node_id"))
+    return _Outcome(keyed, result.lineage, _review_rows(result.review, records, run_id), sealed, edges, metrics,
                     run_dir / "model.json")
 
 
-def _membership(con: duckdb.DuckDBPyConnection, node_ids: pl.Series) -> pl.DataFrame:
-    """Every linked record of the persons these nodes belong to: record_id, agency, entity,
-    record_key, person_id, node_id."""
+def _token_edges(edges: pl.DataFrame, token_of: pl.DataFrame) -> pl.DataFrame:
+    """Scored pairs (id_l, id_r: node unique ids) as rows of linked.node_edge (node tokens)."""
+    out = edges.select("id_l", "id_r", "match_probability")
+    for side in ("l", "r"):
+        ids = token_of.select(pl.col("unique_id").alias(f"id_{side}"), pl.col("node_id").alias(f"node_{side}"))
+        out = out.join(ids, on=f"id_{side}", how="inner")
+    return out.select("node_l", "node_r", "match_probability")
+
+
+def _membership(con: duckdb.DuckDBPyConnection, node_ids: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Every linked record of the persons these nodes belong to (record_id, agency, entity,
+    record_key, person_id, node_id), and the stored edges among those records' nodes (id_l,
+    id_r: node ids as text, match_probability)."""
     con.register("_nodes", pl.DataFrame({"node_id": node_ids}, schema={"node_id": pl.Int64}).to_arrow())
     try:
-        members = con.sql("""
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE _members AS
             SELECT agency, entity, record_key, person_id, node_id FROM linked.person_record
             WHERE person_id IN (SELECT DISTINCT person_id FROM linked.person_record
-                                WHERE node_id IN (SELECT node_id FROM _nodes))""").pl()
+                                WHERE node_id IN (SELECT node_id FROM _nodes))""")
+        members = con.sql("SELECT * FROM _members").pl()
+        edges = con.sql("""
+            SELECT node_l::VARCHAR AS id_l, node_r::VARCHAR AS id_r, match_probability FROM linked.node_edge
+            WHERE node_l IN (SELECT node_id FROM _members) AND node_r IN (SELECT node_id FROM _members)""").pl()
     finally:
         con.unregister("_nodes")
-    return members.with_columns(record_id=record_id_expr())
+        con.execute("DROP TABLE IF EXISTS _members")
+    return members.with_columns(record_id=record_id_expr()), edges
 
 
 @contextlib.contextmanager
@@ -466,7 +489,7 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
     metrics = {"records": population + records.height, "new_records": records.height,
                "records_no_longer_current": 0}
     if records.height == 0:
-        return _Outcome(pl.DataFrame(), pl.DataFrame(), pl.DataFrame(), pl.DataFrame(),
+        return _Outcome(pl.DataFrame(), pl.DataFrame(), pl.DataFrame(), pl.DataFrame(), pl.DataFrame(),
                         metrics | {"persons": _persons_before(con, plan.last_run)}, plan.model_file)
     new_nodes, new_node_of = delivery_nodes(records.drop(LAKE_ONLY))
     new_nodes, new_delivery = _with_node_ids(new_nodes, records, key)
@@ -483,7 +506,7 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
     added = new_nodes.filter(~repeat)
     model = json.loads(plan.model_file.read_text())
     candidates = candidate_existing(population_nodes, added.drop("node_id"), model_rules(model))["node_id"]
-    members = _membership(con, pl.concat([candidates, new_nodes.filter(repeat)["node_id"]]).unique())
+    members, edges = _membership(con, pl.concat([candidates, new_nodes.filter(repeat)["node_id"]]).unique())
     state_nodes = population_nodes.filter(pl.col("node_id").is_in(members["node_id"].unique().implode())).select(
         *[pl.col("node_id").cast(pl.String).alias(c) if c == "unique_id" else c for c in new_nodes.columns])
     # term frequencies of the population including the delivery (Splink's: share of nodes)
@@ -492,7 +515,7 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
     state = LinkState(nodes=state_nodes.drop("node_id"), node_of=member_ids.select("record_id", "node_id"),
                       assignments=member_ids.select("record_id", "person_id"),
                       model=model, tf_tables=tfs,
-                      node_person=member_ids.group_by("node_id").agg(pl.col("person_id").first()))
+                      node_person=member_ids.group_by("node_id").agg(pl.col("person_id").first()), edges=edges)
     read_seconds = round(time.perf_counter() - t0, 2)
     inc = link_increment(state, records.drop(LAKE_ONLY), run_id=run_id, progress=progress,
                          prepared=(new_nodes.drop("node_id"), new_node_of), candidate_ids=candidates.cast(pl.String))
@@ -511,7 +534,9 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
         "records_of_candidate_persons": members.height, "delivery_nodes": new_nodes.height,
         "delivery_nodes_new": added.height}
     sealed = seal_nodes(added.drop("unique_id"), new_delivery.filter(~repeat), keyring, run_id)
-    return _Outcome(rows, inc.lineage, _review_rows(inc.review, keys, run_id), sealed, metrics, plan.model_file)
+    token_of = pl.concat([new_nodes.select("unique_id", "node_id"), state_nodes.select("unique_id", "node_id")])
+    return _Outcome(rows, inc.lineage, _review_rows(inc.review, keys, run_id), sealed,
+                    _token_edges(inc.edges, token_of), metrics, plan.model_file)
 
 
 def _persons(con: duckdb.DuckDBPyConnection) -> int:
@@ -581,7 +606,7 @@ def _write(con: duckdb.DuckDBPyConnection, run_id: str, plan: _Plan, started: da
     try:
         lakehouse.set_commit_message(con, f"linkage run {run_id} ({plan.mode})")
         if full:  # everything is re-derived
-            for table in ("person_record", "node_features", "delivery"):
+            for table in ("person_record", "node_features", "node_edge", "delivery"):
                 con.execute(f"DELETE FROM linked.{table}")
             con.execute("DELETE FROM linked.review_queue WHERE status = 'open'")  # every pair was re-scored
         elif out.person_record.height:  # re-assigned records: their rows are replaced
@@ -595,6 +620,7 @@ def _write(con: duckdb.DuckDBPyConnection, run_id: str, plan: _Plan, started: da
                 "record_key", "agency", "entity", "person_id", "match_confidence", "id_status",
                 pl.lit(run_id).alias("run_id"), "node_id") if out.person_record.height else None,
             "node_features": out.node_features,
+            "node_edge": out.edges.with_columns(run_id=pl.lit(run_id)) if out.edges.height else None,
             "delivery": pl.DataFrame({"delivery_id": plan.new_deliveries, "run_id": run_id},
                                      schema={"delivery_id": pl.String, "run_id": pl.String}),
             "person_lineage": out.lineage.with_columns(recorded_at=pl.lit(now)).select(

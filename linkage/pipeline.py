@@ -196,6 +196,7 @@ def link_records(
     if keep_state:
         result.state = LinkState(nodes=state_nodes, node_of=node_of, model=M.model_dict(linker),
                                  assignments=assignments.select("record_id", "person_id"),
-                                 tf_tables=tf_tables(state_nodes))
+                                 tf_tables=tf_tables(state_nodes),
+                                 edges=scored.select("id_l", "id_r", "match_probability"))
 
     return result

@@ -111,6 +111,31 @@ def test_every_record_has_its_node_and_the_nodes_are_sealed(linked_lake):
     assert records.group_by("node_id").agg(pl.col("person_id").n_unique())["person_id"].max() == 1
 
 
+def test_the_stored_edges_hold_every_person_together(linked_lake):
+    """linked.node_edge is what an incremental run re-clusters the persons it touches from: each
+    person's nodes must be connected by stored edges at the cluster threshold (after the full
+    run and the incremental one, whose new edges are stored too)."""
+    import numpy as np
+
+    from linkage.cluster import CLUSTER_THRESHOLD, connected_components
+
+    settings, _, _ = linked_lake
+    with lakehouse.connect(settings, read_only=True) as con:
+        node_person = con.sql("SELECT DISTINCT node_id, person_id FROM linked.person_record").pl()
+        edges = con.sql("SELECT node_l, node_r, match_probability FROM linked.node_edge").pl()
+    index = node_person.with_row_index("ix")
+    assert edges.height and set(edges["node_l"]) | set(edges["node_r"]) <= set(node_person["node_id"])
+    strong = (edges.filter(pl.col("match_probability") >= CLUSTER_THRESHOLD)
+              .join(index.select(node_l="node_id", a="ix", person_l="person_id"), on="node_l")
+              .join(index.select(node_r="node_id", b="ix", person_r="person_id"), on="node_r")
+              .filter(pl.col("person_l") == pl.col("person_r")))
+    labels = connected_components(index.height, strong["a"].to_numpy().astype(np.int64),
+                                  strong["b"].to_numpy().astype(np.int64))
+    parts = index.with_columns(component=pl.Series(labels)).group_by("person_id").agg(pl.col("component").n_unique())
+    assert parts["component"].max() == 1
+    assert node_person["person_id"].n_unique() < node_person.height  # some persons do have several nodes
+
+
 def test_reading_some_records_gives_what_reading_all_gives(linked_lake):
     """The incremental path reads a delivery's records alone: rows without details of their own
     (NHS encounters) must still take their agency person's details from rows outside the subset."""
@@ -201,6 +226,7 @@ def test_without_sealed_features_the_next_run_is_full(linked_lake):
     assert "no stored link state" in result.metrics["mode_reason"]
     with lakehouse.connect(settings, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM linked.node_features").fetchone()[0] > 0
+        assert con.execute("SELECT count(*) FROM linked.node_edge").fetchone()[0] > 0
     assert link_lake(settings, progress=lambda _: None).mode == "incremental"  # nothing new: a no-op
 
 
