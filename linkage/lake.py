@@ -446,35 +446,30 @@ def _token_edges(edges: pl.DataFrame, token_of: pl.DataFrame) -> pl.DataFrame:
     return out.select("node_l", "node_r", "match_probability")
 
 
-def _membership(con: duckdb.DuckDBPyConnection, node_ids: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Every linked record of the persons these nodes belong to (record_id, agency, entity,
-    record_key, person_id, node_id), and the stored edges among those records' nodes (id_l,
-    id_r: node ids as text, match_probability)."""
+def _membership(con: duckdb.DuckDBPyConnection, node_ids: pl.Series) -> pl.DataFrame:
+    """Every linked record of the persons these nodes belong to: record_id, agency, entity,
+    record_key, person_id, node_id."""
     con.register("_nodes", pl.DataFrame({"node_id": node_ids}, schema={"node_id": pl.Int64}).to_arrow())
     try:
-        con.execute("""
-            CREATE OR REPLACE TEMP TABLE _members AS
+        members = con.sql("""
             SELECT agency, entity, record_key, person_id, node_id FROM linked.person_record
             WHERE person_id IN (SELECT DISTINCT person_id FROM linked.person_record
-                                WHERE node_id IN (SELECT node_id FROM _nodes))""")
-        members = con.sql("SELECT * FROM _members").pl()
-        edges = con.sql("""
-            SELECT node_l::VARCHAR AS id_l, node_r::VARCHAR AS id_r, match_probability FROM linked.node_edge
-            WHERE node_l IN (SELECT node_id FROM _members) AND node_r IN (SELECT node_id FROM _members)""").pl()
+                                WHERE node_id IN (SELECT node_id FROM _nodes))""").pl()
     finally:
         con.unregister("_nodes")
-        con.execute("DROP TABLE IF EXISTS _members")
-    return members.with_columns(record_id=record_id_expr()), edges
+    return members.with_columns(record_id=record_id_expr())
 
 
 @contextlib.contextmanager
 def _opening_population(con: duckdb.DuckDBPyConnection, keyring: Keyring) -> Iterator[Future]:
-    """The sealed population opened (decryption, Parquet, term-frequency counts) in a thread while
-    the caller reads the delivery: a future of (nodes, unreadable count, value counts, seconds)."""
+    """The stored population read in a thread while the caller reads the delivery: the sealed
+    features opened (decryption, Parquet), their term-frequency counts and the stored edges. A
+    future of (nodes, unreadable count, value counts, edges, seconds)."""
     def work(reader):
         t = time.perf_counter()
         nodes, unreadable = open_nodes(reader, keyring)
-        return nodes, unreadable, value_counts(nodes), round(time.perf_counter() - t, 2)
+        edges = reader.sql("SELECT node_l, node_r, match_probability FROM linked.node_edge").pl()
+        return nodes, unreadable, value_counts(nodes), edges, round(time.perf_counter() - t, 2)
 
     with lakehouse.cursor(con) as reader, ThreadPoolExecutor(1) as pool:
         yield pool.submit(work, reader)
@@ -493,7 +488,7 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
                         metrics | {"persons": _persons_before(con, plan.last_run)}, plan.model_file)
     new_nodes, new_node_of = delivery_nodes(records.drop(LAKE_ONLY))
     new_nodes, new_delivery = _with_node_ids(new_nodes, records, key)
-    population_nodes, unreadable, population_counts, open_seconds = opening.result()
+    population_nodes, unreadable, population_counts, stored_edges, open_seconds = opening.result()
     if unreadable or population_nodes.height == 0:
         progress(f"{unreadable:,} sealed node(s) could not be opened")
         return None
@@ -506,8 +501,12 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
     added = new_nodes.filter(~repeat)
     model = json.loads(plan.model_file.read_text())
     candidates = candidate_existing(population_nodes, added.drop("node_id"), model_rules(model))["node_id"]
-    members, edges = _membership(con, pl.concat([candidates, new_nodes.filter(repeat)["node_id"]]).unique())
-    state_nodes = population_nodes.filter(pl.col("node_id").is_in(members["node_id"].unique().implode())).select(
+    members = _membership(con, pl.concat([candidates, new_nodes.filter(repeat)["node_id"]]).unique())
+    member_nodes = members["node_id"].unique().implode()
+    edges = stored_edges.filter(pl.col("node_l").is_in(member_nodes) & pl.col("node_r").is_in(member_nodes)).select(
+        pl.col("node_l").cast(pl.String).alias("id_l"), pl.col("node_r").cast(pl.String).alias("id_r"),
+        "match_probability")
+    state_nodes = population_nodes.filter(pl.col("node_id").is_in(member_nodes)).select(
         *[pl.col("node_id").cast(pl.String).alias(c) if c == "unique_id" else c for c in new_nodes.columns])
     # term frequencies of the population including the delivery (Splink's: share of nodes)
     tfs = tf_from_counts([population_counts, value_counts(added)])
