@@ -241,6 +241,64 @@ def scored_frame(db_api, predictions) -> pl.DataFrame:
     return db_api.duckdb_con.execute(sql).pl()
 
 
+def _scoring_linker(frames: dict[str, pl.DataFrame], model: dict, tfs: dict[str, pl.DataFrame]):
+    """A Splink linker over ``frames`` (name -> nodes) with the saved model and registered term
+    frequencies, on its own DuckDB: (connection, db_api, linker, registered tables)."""
+    import duckdb
+    from splink import DuckDBAPI, Linker
+
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = false")
+    con.execute(f"SET memory_limit = '{M.DUCKDB_MEMORY_LIMIT}'")
+    db_api = DuckDBAPI(connection=con)
+    tables = {name: _register(db_api, frame, name) for name, frame in frames.items()}
+    # the saved model was validated when it was trained: re-validating costs ~0.2 s per run
+    linker = Linker(list(tables.values()), dict(model), log_level=M.SPLINK_LOG_LEVEL, validate_settings=False)
+    for col, table in tfs.items():
+        linker.table_management.register_term_frequency_lookup(_register(db_api, table, f"tf_{col}"), col)
+    return con, db_api, linker, tables
+
+
+_NO_PAIRS = {"id_l": pl.String, "id_r": pl.String, "match_probability": pl.Float64, "match_weight": pl.Float64}
+
+
+def score_delivery(candidates: pl.DataFrame, new_nodes: pl.DataFrame, model: dict,
+                   tfs: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Delivered nodes scored against the candidate existing nodes (``predict_between``) and
+    among themselves (``predict_within``) with the saved model: id_l, id_r, match_probability,
+    match_weight, mw_* for the pairs at or above the predict threshold."""
+    from linkage.pipeline import PREDICT_THRESHOLD
+
+    if new_nodes.height == 0:
+        return pl.DataFrame(schema=_NO_PAIRS)
+    con, db_api, linker, tables = _scoring_linker({"existing": candidates, "delivery": new_nodes}, model, tfs)
+    try:
+        between = linker.inference.predict_between(tables["existing"], tables["delivery"],
+                                                   threshold_match_probability=PREDICT_THRESHOLD,
+                                                   warning_mode="never")
+        parts = [scored_frame(db_api, between)]
+        if new_nodes.height > 1:
+            within = linker.inference.predict_within(
+                _register(db_api, new_nodes, "delivery_w", with_source_dataset=True),
+                threshold_match_probability=PREDICT_THRESHOLD, warning_mode="never")
+            parts.append(scored_frame(db_api, within))
+    finally:
+        con.close()
+    return pl.concat(parts, how="diagonal_relaxed")
+
+
+def _score_within(nodes: pl.DataFrame, model: dict, tfs: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    from linkage.pipeline import PREDICT_THRESHOLD
+
+    con, db_api, linker, _ = _scoring_linker({"nodes": nodes}, model, tfs)
+    try:
+        return scored_frame(db_api, linker.inference.predict_within(
+            _register(db_api, nodes, "affected", with_source_dataset=True),
+            threshold_match_probability=PREDICT_THRESHOLD, warning_mode="never"))
+    finally:
+        con.close()
+
+
 def link_increment(
     state: LinkState,
     new_records: pl.DataFrame,
@@ -251,15 +309,13 @@ def link_increment(
     guard: bool = True,
     progress=print,
     prepared: tuple[pl.DataFrame, pl.DataFrame] | None = None,
-    candidate_ids: pl.Series | None = None,
+    scored: pl.DataFrame | None = None,
 ) -> IncrementResult:
     """Link ``new_records`` (canonical schema; record ids not already linked) into ``state``.
-    ``prepared``: ``delivery_nodes(new_records)`` and ``candidate_ids``: the ids of
-    ``candidate_existing(state.nodes, those nodes)``, when the caller has already computed them."""
-    import duckdb
-    from splink import DuckDBAPI, Linker
-
-    from linkage.pipeline import PREDICT_THRESHOLD, validate_records
+    ``prepared``: ``delivery_nodes(new_records)`` and ``scored``: ``score_delivery`` of those
+    nodes (less the ones identical to existing nodes) against their candidates, when the caller
+    has already computed them."""
+    from linkage.pipeline import validate_records
 
     t0 = time.perf_counter()
     validate_records(new_records, "delivery")
@@ -277,35 +333,12 @@ def link_increment(
             "record_id", pl.coalesce("old", "node_id").alias("node_id"))
         new_nodes = new_nodes.join(same, on="unique_id", how="anti")
 
-    con = duckdb.connect()
-    con.execute("SET preserve_insertion_order = false")
-    con.execute(f"SET memory_limit = '{M.DUCKDB_MEMORY_LIMIT}'")
-    db_api = DuckDBAPI(connection=con)
-    model = dict(state.model)
-    if candidate_ids is None:
-        candidates = candidate_existing(state.nodes, new_nodes, model_rules(model))
-    else:
-        candidates = state.nodes.filter(pl.col("unique_id").is_in(candidate_ids.implode()))
-    existing = _register(db_api, candidates, "existing")
-    incoming = _register(db_api, new_nodes, "delivery")
-    # the saved model was validated when it was trained: re-validating costs ~0.2 s per run
-    linker = Linker([existing, incoming], model, log_level=M.SPLINK_LOG_LEVEL, validate_settings=False)
     tfs = state.tf_tables or tf_tables(state.nodes)
-    for col, table in tfs.items():
-        linker.table_management.register_term_frequency_lookup(_register(db_api, table, f"tf_{col}"), col)
-
-    scored_parts = []
-    if new_nodes.height:
-        between = linker.inference.predict_between(existing, incoming, threshold_match_probability=PREDICT_THRESHOLD,
-                                                   warning_mode="never")
-        scored_parts.append(scored_frame(db_api, between))
-        if new_nodes.height > 1:
-            within = linker.inference.predict_within(_register(db_api, new_nodes, "delivery_w", with_source_dataset=True),
-                                                     threshold_match_probability=PREDICT_THRESHOLD,
-                                                     warning_mode="never")
-            scored_parts.append(scored_frame(db_api, within))
-    scored = pl.concat(scored_parts, how="diagonal_relaxed") if scored_parts else pl.DataFrame(
-        schema={"id_l": pl.String, "id_r": pl.String, "match_probability": pl.Float64, "match_weight": pl.Float64})
+    candidates_scored = None
+    if scored is None:
+        candidates = candidate_existing(state.nodes, new_nodes, model_rules(state.model))
+        candidates_scored = candidates.height
+        scored = score_delivery(candidates, new_nodes, state.model, tfs)
     t_score = time.perf_counter() - t0
 
     # affected persons: linked (>= threshold) to a new node. A delivered record identical to an
@@ -323,10 +356,7 @@ def link_increment(
         inner = state.edges.filter(pl.col("id_l").is_in(affected_nodes.implode())
                                    & pl.col("id_r").is_in(affected_nodes.implode()))
     elif sub_existing.height > 1:
-        sub = _register(db_api, sub_existing, "affected", with_source_dataset=True)
-        inner = scored_frame(db_api, linker.inference.predict_within(
-            sub, threshold_match_probability=PREDICT_THRESHOLD, warning_mode="never"))
-    con.close()
+        inner = _score_within(sub_existing, state.model, tfs)
     # the review queue takes the delivery's pairs (the others were queued when they were scored)
     review_pairs = scored
     if inner is not None:
@@ -369,7 +399,7 @@ def link_increment(
     metrics = {
         "new_records": new_records.height,
         "new_nodes": new_nodes.height,
-        "existing_candidates_scored": candidates.height,
+        "existing_candidates_scored": candidates_scored,
         "pairs_scored_above_predict_threshold": scored.height,
         "affected_persons": int(affected.len()),
         "records_reclustered": sub_records.height,

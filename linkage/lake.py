@@ -56,7 +56,7 @@ from governance.identities import read_identifiers
 from governance.keys import Keyring
 from linkage import stored_state
 from linkage.incremental import (LinkState, candidate_existing, delivery_nodes, link_increment, model_rules,
-                                 tf_from_counts, value_counts)
+                                 score_delivery, tf_from_counts, value_counts)
 from linkage.pipeline import link_records
 from linkage.stored_state import node_tokens, open_nodes, seal_nodes
 from linkage.tokens import token_key
@@ -106,12 +106,14 @@ _ROW_SCHEMA = {"agency": pl.String, "entity": pl.String, "record_key": pl.String
 
 
 def current_rows(con: duckdb.DuckDBPyConnection, *, delivery_ids: list[str] | None = None,
-                 records: pl.DataFrame | None = None, person_keys: pl.DataFrame | None = None) -> pl.DataFrame:
+                 records: pl.DataFrame | None = None, person_keys: pl.DataFrame | None = None,
+                 existing: set[str] | None = None) -> pl.DataFrame:
     """Every current person-bearing raw row: agency, entity, record_key, person_key, sex,
     delivery_id, file_name, row_number, loaded_at (the lineage back to the delivered file).
     Optionally only rows of some deliveries, of some records (agency, entity, record_key), or of
     some agency persons (agency, key: the row's person_key, or its record_key when it is the
-    person). One query over every person-bearing table."""
+    person). One query over every person-bearing table (``existing``: ``lakehouse.tables``, when
+    the caller has it)."""
     filters: dict[str, pl.DataFrame] = {}
     if delivery_ids is not None:
         filters["_f_deliveries"] = pl.DataFrame({"delivery_id": delivery_ids}, schema={"delivery_id": pl.String})
@@ -122,14 +124,14 @@ def current_rows(con: duckdb.DuckDBPyConnection, *, delivery_ids: list[str] | No
     for name, frame in filters.items():
         con.register(name, frame.to_arrow())
     try:
-        return _current_rows(con, filters)
+        return _current_rows(con, filters, existing if existing is not None else lakehouse.tables(con))
     finally:
         for name in filters:
             con.unregister(name)
 
 
-def _current_rows(con: duckdb.DuckDBPyConnection, filters: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    existing = lakehouse.tables(con)
+def _current_rows(con: duckdb.DuckDBPyConnection, filters: dict[str, pl.DataFrame], existing: set[str]
+                  ) -> pl.DataFrame:
     agencies = [a.name for a in AGENCIES]
     if "_f_deliveries" in filters:  # only the agencies of those deliveries
         agencies = [r[0] for r in con.execute("SELECT DISTINCT agency FROM raw.deliveries WHERE delivery_id IN "
@@ -167,8 +169,8 @@ def _current_rows(con: duckdb.DuckDBPyConnection, filters: dict[str, pl.DataFram
 _HAS_DETAILS = pl.any_horizontal(pl.col(c).is_not_null() for c in ("forename", "surname", "dob"))
 
 
-def person_records(con: duckdb.DuckDBPyConnection, keyring: Keyring, rows: pl.DataFrame | None = None
-                   ) -> pl.DataFrame:
+def person_records(con: duckdb.DuckDBPyConnection, keyring: Keyring, rows: pl.DataFrame | None = None,
+                   existing: set[str] | None = None) -> pl.DataFrame:
     """Canonical person records of the lakehouse (``linkage.cli`` schema + agency, entity,
     record_key), identifiers decrypted in memory. One per (agency, entity, record_key). With
     ``rows`` (some of ``current_rows``), only those records; their agency's own link (details of
@@ -179,7 +181,7 @@ def person_records(con: duckdb.DuckDBPyConnection, keyring: Keyring, rows: pl.Da
     needy = records.filter(~_HAS_DETAILS)
     if needy.height:
         keys = needy.select("agency", key=pl.coalesce("person_key", "record_key")).unique()
-        donor_rows = current_rows(con, person_keys=keys).join(
+        donor_rows = current_rows(con, person_keys=keys, existing=existing).join(
             records.select("agency", "entity", "record_key"), on=["agency", "entity", "record_key"], how="anti")
         if donor_rows.height:
             pool = pl.concat([records, _decrypted(con, keyring, donor_rows, subset=True)], how="diagonal_relaxed")
@@ -247,16 +249,16 @@ def run_dir_for(settings: Settings, run_id: str) -> Path:
     return settings.home / "linkage" / "runs" / run_id
 
 
-def _latest_model(con: duckdb.DuckDBPyConnection) -> Path | None:
-    if not lakehouse.table_exists(con, "linked", "runs"):
+def _latest_model(con: duckdb.DuckDBPyConnection, existing: set[str]) -> Path | None:
+    if "linked.runs" not in existing:
         return None
     row = con.execute("SELECT model_file FROM linked.runs WHERE model_file IS NOT NULL "
                       "ORDER BY finished_at DESC LIMIT 1").fetchone()
     return Path(row[0]) if row and Path(row[0]).is_file() else None
 
 
-def _last_run(con: duckdb.DuckDBPyConnection) -> str | None:
-    if not lakehouse.table_exists(con, "linked", "runs"):
+def _last_run(con: duckdb.DuckDBPyConnection, existing: set[str]) -> str | None:
+    if "linked.runs" not in existing:
         return None
     row = con.execute("SELECT run_id FROM linked.runs ORDER BY finished_at DESC, run_id DESC LIMIT 1").fetchone()
     return row[0] if row else None
@@ -283,19 +285,19 @@ class _Plan:
     last_run: str | None = None  # the linked zone this run builds on (checked again before writing)
 
 
-def _plan(con: duckdb.DuckDBPyConnection, full: bool) -> _Plan:
+def _plan(con: duckdb.DuckDBPyConnection, full: bool, existing: set[str]) -> _Plan:
     """Full or incremental, and why. Incremental needs a saved model and the sealed features of
     the linked nodes; a linked delivery that is no longer current (superseded: its records may
     have changed or gone; or removed by retention) makes a full re-link."""
-    model_file, last_run = _latest_model(con), _last_run(con)
+    model_file, last_run = _latest_model(con, existing), _last_run(con, existing)
     current = [r[0] for r in con.execute("SELECT delivery_id FROM raw.current_deliveries").fetchall()]
     plan = _Plan("full", "asked for a full re-link", model_file, current, last_run)
     if full:
         return plan
     if model_file is None:
         return replace(plan, reason="no saved model yet")
-    if not lakehouse.table_exists(con, "linked", "node_features") or not lakehouse.table_exists(
-            con, "linked", "node_edge") or not con.execute("SELECT count(*) FROM linked.node_features").fetchone()[0]:
+    if not {"linked.node_features", "linked.node_edge"} <= existing or not con.execute(
+            "SELECT count(*) FROM linked.node_features").fetchone()[0]:
         return replace(plan, reason="no stored link state (first run since retention, or before sealed features)")
     linked = {r[0] for r in con.execute("SELECT delivery_id FROM linked.delivery").fetchall()}
     if linked - set(current):
@@ -303,10 +305,10 @@ def _plan(con: duckdb.DuckDBPyConnection, full: bool) -> _Plan:
     return _Plan("incremental", "new deliveries", model_file, [d for d in current if d not in linked], last_run)
 
 
-def _new_rows(con: duckdb.DuckDBPyConnection, deliveries: list[str]) -> pl.DataFrame:
+def _new_rows(con: duckdb.DuckDBPyConnection, deliveries: list[str], existing: set[str]) -> pl.DataFrame:
     """Current rows of these deliveries whose record is not linked yet (a re-delivered record
     keeps its person)."""
-    rows = current_rows(con, delivery_ids=deliveries)
+    rows = current_rows(con, delivery_ids=deliveries, existing=existing)
     if rows.height == 0:
         return rows
     con.register("_delivered", rows.select("agency", "entity", "record_key").to_arrow())
@@ -341,22 +343,24 @@ def link_lake(settings: Settings, *, full: bool = False, truth: Path | None = No
     # that ingestion can go on while it links, and checks before writing that no other link run
     # wrote meanwhile (ConcurrentLinkRun).
     with lakehouse.connect(settings) as con:
-        plan = _plan(con, full)
+        existing = lakehouse.tables(con)
+        plan = _plan(con, full, existing)
         if plan.mode == "incremental":
             with _opening_population(con, keyring) as opening:
-                new_rows = _new_rows(con, plan.new_deliveries)
+                new_rows = _new_rows(con, plan.new_deliveries, existing)
                 population = _linked_records(con)
                 if new_rows.height > INCREMENTAL_MAX_SHARE * population:
                     plan = replace(plan, mode="full", reason=f"{new_rows.height:,} new records: over "
                                    f"{INCREMENTAL_MAX_SHARE:.0%} of the {population:,} linked")
                 else:
-                    out = _link_incremental(con, keyring, key, plan, new_rows, population, run_id, progress, opening)
+                    out = _link_incremental(con, keyring, key, plan, new_rows, population, run_id, progress, opening,
+                                            existing)
                     if out is None:  # sealed features unreadable (a key shredded meanwhile) or of older features
                         plan = replace(plan, mode="full", reason="sealed features unreadable or outdated")
             if out is not None:
                 lap("link")
                 out.metrics |= {"mode": plan.mode, "mode_reason": plan.reason}
-                _write(con, run_id, plan, started, out)
+                _write(con, run_id, plan, started, out, existing)
                 lap("write")
     if out is None:
         with lakehouse.connect(settings, read_only=True) as con:
@@ -364,7 +368,7 @@ def link_lake(settings: Settings, *, full: bool = False, truth: Path | None = No
         lap("link")
         out.metrics |= {"mode": plan.mode, "mode_reason": plan.reason}
         with lakehouse.connect(settings) as con:  # holds the writer lock (file catalogs) until the commit
-            _write(con, run_id, plan, started, out)
+            _write(con, run_id, plan, started, out, lakehouse.tables(con))
         lap("write")
     metrics = out.metrics
     evaluation = None
@@ -476,9 +480,9 @@ def _opening_population(con: duckdb.DuckDBPyConnection, keyring: Keyring) -> Ite
 
 
 def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: pl.DataFrame, population: int,
-                      run_id: str, progress, opening: Future) -> _Outcome | None:
+                      run_id: str, progress, opening: Future, existing: set[str]) -> _Outcome | None:
     t0 = time.perf_counter()
-    records = person_records(con, keyring, new_rows) if new_rows.height else pl.DataFrame(
+    records = person_records(con, keyring, new_rows, existing) if new_rows.height else pl.DataFrame(
         schema={c: pl.String for c in RECORD_COLUMNS})
     progress(f"incremental link: {records.height:,} new records against {population:,} linked ones")
     metrics = {"records": population + records.height, "new_records": records.height,
@@ -496,28 +500,31 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
         progress("the sealed features predate a change of the standardised features")
         return None
     # a delivered node identical to an existing one joins its person directly; the others are
-    # scored against the candidates of the blocking rules
+    # scored against the candidates of the blocking rules, while the persons of the candidates
+    # are read from the lake
     repeat = new_nodes["node_id"].is_in(population_nodes["node_id"].implode())
     added = new_nodes.filter(~repeat)
     model = json.loads(plan.model_file.read_text())
-    candidates = candidate_existing(population_nodes, added.drop("node_id"), model_rules(model))["node_id"]
-    members = _membership(con, pl.concat([candidates, new_nodes.filter(repeat)["node_id"]]).unique())
-    member_nodes = members["node_id"].unique().implode()
-    edges = stored_edges.filter(pl.col("node_l").is_in(member_nodes) & pl.col("node_r").is_in(member_nodes)).select(
-        pl.col("node_l").cast(pl.String).alias("id_l"), pl.col("node_r").cast(pl.String).alias("id_r"),
-        "match_probability")
-    state_nodes = population_nodes.filter(pl.col("node_id").is_in(member_nodes)).select(
-        *[pl.col("node_id").cast(pl.String).alias(c) if c == "unique_id" else c for c in new_nodes.columns])
+    features = [pl.col("node_id").cast(pl.String).alias(c) if c == "unique_id" else c for c in new_nodes.columns]
+    candidates = candidate_existing(population_nodes, added.drop("node_id"), model_rules(model)).select(features)
     # term frequencies of the population including the delivery (Splink's: share of nodes)
     tfs = tf_from_counts([population_counts, value_counts(added)])
-    member_ids = members.with_columns(pl.col("node_id").cast(pl.String))
-    state = LinkState(nodes=state_nodes.drop("node_id"), node_of=member_ids.select("record_id", "node_id"),
-                      assignments=member_ids.select("record_id", "person_id"),
-                      model=model, tf_tables=tfs,
-                      node_person=member_ids.group_by("node_id").agg(pl.col("person_id").first()), edges=edges)
+    with ThreadPoolExecutor(1) as pool:
+        scoring = pool.submit(score_delivery, candidates.drop("node_id"), added.drop("node_id"), model, tfs)
+        members = _membership(con, pl.concat([candidates["node_id"], new_nodes.filter(repeat)["node_id"]]).unique())
+        member_nodes = members["node_id"].unique().implode()
+        edges = stored_edges.filter(pl.col("node_l").is_in(member_nodes) & pl.col("node_r").is_in(member_nodes)).select(
+            pl.col("node_l").cast(pl.String).alias("id_l"), pl.col("node_r").cast(pl.String).alias("id_r"),
+            "match_probability")
+        state_nodes = population_nodes.filter(pl.col("node_id").is_in(member_nodes)).select(features)
+        member_ids = members.with_columns(pl.col("node_id").cast(pl.String))
+        state = LinkState(nodes=state_nodes.drop("node_id"), node_of=member_ids.select("record_id", "node_id"),
+                          assignments=member_ids.select("record_id", "person_id"), model=model, tf_tables=tfs,
+                          node_person=member_ids.group_by("node_id").agg(pl.col("person_id").first()), edges=edges)
+        scored = scoring.result()
     read_seconds = round(time.perf_counter() - t0, 2)
     inc = link_increment(state, records.drop(LAKE_ONLY), run_id=run_id, progress=progress,
-                         prepared=(new_nodes.drop("node_id"), new_node_of), candidate_ids=candidates.cast(pl.String))
+                         prepared=(new_nodes.drop("node_id"), new_node_of), scored=scored)
     new_node_ids = new_node_of.join(new_nodes.select(pl.col("unique_id").alias("_node"), "node_id"),
                                     left_on="node_id", right_on="_node").select("record_id", pl.col("node_id_right")
                                                                                 .alias("node_id"))
@@ -528,8 +535,8 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
     rows = changed.join(node_of, on="record_id", how="left").join(keys, on="record_id")
     metrics |= inc.metrics | {
         "persons": _persons_before(con, plan.last_run) + inc.metrics["persons_change"],
-        "read_seconds": read_seconds, "open_sealed_seconds": open_seconds,
-        "population_nodes": population_nodes.height, "candidate_nodes": candidates.len(),
+        "read_and_score_seconds": read_seconds, "open_sealed_seconds": open_seconds,
+        "population_nodes": population_nodes.height, "candidate_nodes": candidates.height,
         "records_of_candidate_persons": members.height, "delivery_nodes": new_nodes.height,
         "delivery_nodes_new": added.height}
     sealed = seal_nodes(added.drop("unique_id"), new_delivery.filter(~repeat), keyring, run_id)
@@ -586,18 +593,19 @@ def _review_rows(review: pl.DataFrame, records: pl.DataFrame, run_id: str) -> pl
                       "match_weight", "evidence", pl.lit("open").alias("status"))
 
 
-def _write(con: duckdb.DuckDBPyConnection, run_id: str, plan: _Plan, started: datetime, out: _Outcome) -> None:
-    """Write a run's outcome to the linked zone in one commit (``con``: a writer connection)."""
+def _write(con: duckdb.DuckDBPyConnection, run_id: str, plan: _Plan, started: datetime, out: _Outcome,
+           existing: set[str]) -> None:
+    """Write a run's outcome to the linked zone in one commit (``con``: a writer connection;
+    ``existing``: its ``lakehouse.tables``)."""
     now = datetime.now(timezone.utc)
     full = plan.mode == "full"
-    if _last_run(con) != plan.last_run:
+    if _last_run(con, existing) != plan.last_run:
         raise ConcurrentLinkRun(f"link run {run_id}: another link run wrote the linked zone while this one "
                                 "was linking; nothing written (run the link job again)")
-    existing = lakehouse.tables(con)
     for table, ddl in DDL.items():
         if f"linked.{table}" not in existing:
             con.execute(ddl)
-    if "linked.person_record" in existing and not con.execute(
+    if full and "linked.person_record" in existing and not con.execute(
             "SELECT count(*) FROM duckdb_columns() WHERE database_name = ? AND schema_name = 'linked' "
             "AND table_name = 'person_record' AND column_name = 'node_id'", [lakehouse.ALIAS]).fetchone()[0]:
         con.execute("ALTER TABLE linked.person_record ADD COLUMN node_id BIGINT")  # lakes from before
