@@ -208,11 +208,11 @@ def tf_from_counts(parts: list[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFra
     return out
 
 
-def review_queue(scored: pl.DataFrame, assignments: pl.DataFrame, *, band=C.REVIEW_BAND) -> pl.DataFrame:
+def review_queue(scored: pl.DataFrame, assignments: pl.DataFrame, *, band=None) -> pl.DataFrame:
     """Uncertain pairs (``band[0] <= p < band[1]``) with per-field match weights and the person
     ids now assigned; columns in ``REVIEW_COLUMNS_DOC``. ``scored`` holds id_l, id_r,
     match_probability, match_weight, mw_*; ``assignments`` record_id, person_id."""
-    lo, hi = band
+    lo, hi = band or C.REVIEW_BAND
     mw = [c for c in scored.columns if c.startswith("mw_") and c != "match_weight"]
     pairs = scored.filter((pl.col("match_probability") >= lo) & (pl.col("match_probability") < hi))
     ids = assignments.select(pl.col("record_id").cast(pl.String), "person_id")

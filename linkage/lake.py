@@ -451,17 +451,28 @@ def _token_edges(edges: pl.DataFrame, token_of: pl.DataFrame) -> pl.DataFrame:
 
 
 def _membership(con: duckdb.DuckDBPyConnection, node_ids: pl.Series) -> pl.DataFrame:
-    """Every linked record of the persons these nodes belong to: record_id, agency, entity,
-    record_key, person_id, node_id."""
-    con.register("_nodes", pl.DataFrame({"node_id": node_ids}, schema={"node_id": pl.Int64}).to_arrow())
+    """Every linked record of the persons these nodes belong to: record_id (``#<row id>``: the
+    row of linked.person_record, see ``_record_keys``), person_id, node_id. One scan of two
+    columns; the record keys of the few rows a run changes are read afterwards."""
+    rows = con.sql("SELECT rowid AS row_id, node_id, person_id FROM linked.person_record").pl()
+    persons = rows.filter(pl.col("node_id").is_in(node_ids.implode()))["person_id"].unique()
+    members = rows.filter(pl.col("person_id").is_in(persons.implode()))
+    return members.with_columns(record_id=pl.format("#{}", "row_id"))
+
+
+def _record_keys(con: duckdb.DuckDBPyConnection, record_ids: pl.Series) -> pl.DataFrame:
+    """record_id -> agency, entity, record_key for ``_membership``'s ``#<row id>`` record ids."""
+    row_ids = record_ids.filter(record_ids.str.starts_with("#")).str.slice(1).cast(pl.Int64).unique()
+    if row_ids.len() == 0:
+        return pl.DataFrame(schema={"record_id": pl.String, "agency": pl.String, "entity": pl.String,
+                                    "record_key": pl.String})
+    con.register("_rows", pl.DataFrame({"row_id": row_ids}).to_arrow())
     try:
-        members = con.sql("""
-            SELECT agency, entity, record_key, person_id, node_id FROM linked.person_record
-            WHERE person_id IN (SELECT DISTINCT person_id FROM linked.person_record
-                                WHERE node_id IN (SELECT node_id FROM _nodes))""").pl()
+        keys = con.sql("SELECT rowid AS row_id, agency, entity, record_key FROM linked.person_record "
+                       "WHERE rowid IN (SELECT row_id FROM _rows)").pl()
     finally:
-        con.unregister("_nodes")
-    return members.with_columns(record_id=record_id_expr())
+        con.unregister("_rows")
+    return keys.select(pl.format("#{}", "row_id").alias("record_id"), "agency", "entity", "record_key")
 
 
 @contextlib.contextmanager
@@ -529,9 +540,16 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
                                     left_on="node_id", right_on="_node").select("record_id", pl.col("node_id_right")
                                                                                 .alias("node_id"))
     node_of = pl.concat([new_node_ids, members.select("record_id", "node_id")]).unique("record_id")
-    keys = pl.concat([records.select("record_id", "agency", "entity", "record_key"),
-                      members.select("record_id", "agency", "entity", "record_key")]).unique("record_id")
     changed = inc.assignments.select("record_id", "person_id", "match_confidence", "id_status")
+    # review pairs name nodes: an existing node by one of its records
+    review = inc.review
+    if review.height:
+        first = member_ids.group_by("node_id").agg(pl.col("record_id").first())
+        review = review.with_columns(pl.col(c).replace(first["node_id"], first["record_id"])
+                                     for c in ("record_id_l", "record_id_r"))
+    keys = pl.concat([records.select("record_id", "agency", "entity", "record_key"),
+                      _record_keys(con, pl.concat([changed["record_id"], review["record_id_l"],
+                                                   review["record_id_r"]]) if review.height else changed["record_id"])])
     rows = changed.join(node_of, on="record_id", how="left").join(keys, on="record_id")
     metrics |= inc.metrics | {
         "persons": _persons_before(con, plan.last_run) + inc.metrics["persons_change"],
@@ -541,7 +559,7 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
         "delivery_nodes_new": added.height}
     sealed = seal_nodes(added.drop("unique_id"), new_delivery.filter(~repeat), keyring, run_id)
     token_of = pl.concat([new_nodes.select("unique_id", "node_id"), state_nodes.select("unique_id", "node_id")])
-    return _Outcome(rows, inc.lineage, _review_rows(inc.review, keys, run_id), sealed,
+    return _Outcome(rows, inc.lineage, _review_rows(review, keys, run_id), sealed,
                     _token_edges(inc.edges, token_of), metrics, plan.model_file)
 
 

@@ -1,7 +1,6 @@
 """Linkage in the pipeline: raw + vault -> linked.* (full, incremental, stable ids)."""
 import json
 import shutil
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -24,6 +23,9 @@ def _assignment(settings) -> pl.DataFrame:
         return con.sql("SELECT agency, entity, record_key, person_id, match_confidence FROM linked.person_record").pl()
 
 
+WIDE_BAND = (0.5, 0.99999)  # the review band of the fixture's incremental run
+
+
 @pytest.fixture(scope="module")
 def linked_lake(tmp_path_factory):
     """1,000 persons; the last two monthly police files held back for a later, small delivery."""
@@ -44,7 +46,12 @@ def linked_lake(tmp_path_factory):
         first = _assignment(Settings.from_env())
         for path in held.rglob("*.*"):
             shutil.move(path, root / "landing" / path.parent.name / path.name)
-        assert main(["run"]) == 0
+        from linkage import cluster
+        band, cluster.REVIEW_BAND = cluster.REVIEW_BAND, WIDE_BAND  # the later delivery then has review pairs
+        try:
+            assert main(["run"]) == 0
+        finally:
+            cluster.REVIEW_BAND = band
         yield Settings.from_env(), first, mp
 
 
@@ -90,6 +97,11 @@ def test_a_small_later_delivery_links_incrementally_and_keeps_ids(linked_lake):
     assert metrics["new_records"] == runs["new_records"][1] < 0.2 * runs["records"][0]
     # the run counts its persons from the previous count and what it changed: exact
     assert runs["persons"][1] == now["person_id"].n_unique()
+    # its review pairs name both records (an existing node by one of its records)
+    with lakehouse.connect(settings, read_only=True) as con:
+        review = con.sql("SELECT * FROM linked.review_queue WHERE run_id = ?", params=[runs["run_id"][1]]).pl()
+    assert review.height and review.select("agency_l", "record_key_l", "agency_r", "record_key_r").null_count(
+    ).sum_horizontal().item() == 0
 
 
 def test_every_record_has_its_node_and_the_nodes_are_sealed(linked_lake):
@@ -180,10 +192,12 @@ def test_a_full_relink_keeps_ids_and_records_lineage(linked_lake):
 def test_review_queue_holds_pseudonymous_evidence_only(linked_lake):
     settings, _, _ = linked_lake
     with lakehouse.connect(settings, read_only=True) as con:
-        review = con.sql("SELECT * FROM linked.review_queue").pl()
+        review = con.sql("SELECT q.*, r.mode FROM linked.review_queue q JOIN linked.runs r USING (run_id)").pl()
     assert set(review.columns) >= {"record_key_l", "record_key_r", "match_probability", "evidence", "status"}
     if review.height:
-        assert review["match_probability"].is_between(0.5, 0.95, closed="left").all()
+        full = review.filter(pl.col("mode") == "full")
+        assert full["match_probability"].is_between(0.5, 0.95, closed="left").all()
+        assert review["match_probability"].is_between(*WIDE_BAND, closed="left").all()
         weights = json.loads(review["evidence"][0])
         assert all(k.startswith("mw_") and isinstance(v, (int, float, type(None))) for k, v in weights.items())
 
