@@ -634,12 +634,12 @@ def _write(con: duckdb.DuckDBPyConnection, run_id: str, plan: _Plan, started: da
             for table in ("person_record", "node_features", "node_edge", "delivery"):
                 con.execute(f"DELETE FROM linked.{table}")
             con.execute("DELETE FROM linked.review_queue WHERE status = 'open'")  # every pair was re-scored
-        elif out.person_record.height:  # re-assigned records: their rows are replaced
-            con.register("_changed", out.person_record.select(
-                "record_key", id=pl.concat_str("agency", pl.lit(":"), "entity", pl.lit(":"), "record_key"))
-                .to_arrow())
-            con.execute("DELETE FROM linked.person_record WHERE record_key IN (SELECT record_key FROM _changed) "
-                        "AND agency || ':' || entity || ':' || record_key IN (SELECT id FROM _changed)")
+        elif out.person_record.height:  # re-assigned records: their rows (``#<row id>``, _membership) are replaced
+            replaced = out.person_record.filter(pl.col("record_id").str.starts_with("#")).select(
+                row_id=pl.col("record_id").str.slice(1).cast(pl.Int64))
+            if replaced.height:
+                con.register("_replaced", replaced.to_arrow())
+                con.execute("DELETE FROM linked.person_record WHERE rowid IN (SELECT row_id FROM _replaced)")
         frames = {
             "person_record": out.person_record.select(
                 "record_key", "agency", "entity", "person_id", "match_confidence", "id_status",

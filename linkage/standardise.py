@@ -247,7 +247,9 @@ def standardise(records: pl.DataFrame) -> pl.DataFrame:
             frame = frame.with_columns(pl.col(column).cast(pl.String))
     if "dob" not in frame.columns:
         frame = frame.with_columns(pl.lit(None, pl.String).alias("dob"))
-    dob_exprs = parse_dob("dob", frame.schema["dob"])
+    # dates of birth and NHS numbers repeat too: parsed / validated once per distinct value
+    frame = _via_unique(frame.rename({"dob": "_dob_raw"}), "_dob_raw", parse_dob("_dob_raw", frame.schema["dob"]))
+    frame = _via_unique(frame, "nhs_number", [valid_nhs_number(pl.col("nhs_number")).alias("_nhs")])
 
     frame = _via_unique(frame, "forename", [_drop_words(clean_text(pl.col("forename")).str.split(" "), TITLES)
                                             .alias("_fw")])
@@ -266,10 +268,10 @@ def standardise(records: pl.DataFrame) -> pl.DataFrame:
         pl.when(sur_words.list.len() > 0).then(sur_words.list.join("")).alias("surname_std"),
         pl.when(sur_words.list.len() > 1).then(sur_words.list.first()).alias("surname_first"),
         pl.when(sur_words.list.len() > 1).then(sur_words.list.last()).alias("surname_last"),
-        *dob_exprs,
+        pl.col("dob"), pl.col("dob_swap_repaired").fill_null(False),
         _sex(pl.col("sex")).alias("sex"),
         "postcode_std", "postcode_sector", "postcode_district", "postcode_area",
-        valid_nhs_number(pl.col("nhs_number")).alias("nhs_number"),
+        pl.col("_nhs").alias("nhs_number"),
         valid_pnc_id(pl.col("pnc_id")).alias("pnc_id"),
         valid_upn(pl.col("upn")).alias("upn"),
         valid_crn(pl.col("crn")).alias("crn"),
