@@ -6,6 +6,8 @@ with time and peak RSS per step, and (unless --speed-only) quality against gener
     uv run python bench/bench_link.py --persons 100000 --persons 1000000 --speed-only --keep
     # after a failed step (e.g. the Dagster definitions did not import): continue on the same lakehouse
     uv run python bench/bench_link.py --persons 1000000 --speed-only --resume
+    # each link 3 times on the same lakehouse state; the share of the full link from the medians
+    uv run python bench/bench_link.py --persons 1000000 --speed-only --repeat 3
 
 Per size N (everything under bench/work/link_<N>/, git-ignored):
 
@@ -25,6 +27,9 @@ Per size N (everything under bench/work/link_<N>/, git-ignored):
    pandas and scipy before timing (a warm process, as in a Dagster run): both links exclude it.
 3. ``incremental_ingest``: the held-back files into landing, ``run_all`` again (link job off).
 4. ``incremental_link``: ``link_lake(settings, truth=TRUTH)``; mode must be ``incremental``.
+   With ``--repeat K``, steps 2 and 4 run K times each on the lakehouse as it was before their
+   first run (a copy put back), and the share of the full link is also given from the medians:
+   on a shared 2-core machine one run can be off by a quarter.
 5. ``quality`` (unless --speed-only): ``linkage.evaluation.evaluate_lake(settings, TRUTH,
    with_plain_splink=True)`` on the final lake: our model, the deterministic baseline and a plain
    docs-style Splink 5 model on the same (vault) records, blocking recall, recall per source pair.
@@ -45,6 +50,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -292,7 +298,43 @@ def _place(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def bench(persons: int, *, seed: int, speed_only: bool, keep: bool, holdback: float, resume: bool = False) -> dict:
+def _repeats(name: str, first: dict, env: dict, folder: Path, truth: str, state: dict, times: int) -> dict:
+    """The step ``times`` times in all, each on the lakehouse as it was before the first run (a
+    copy taken after it and put back before each repeat): on a shared 2-core machine one run's
+    time can be off by a quarter. Median and each run's link_lake time, truth evaluation excluded."""
+    seconds = [first["link_seconds_excl_truth"]]
+    if times > 1 and not first.get("resumed_from_earlier_invocation"):
+        after = {key: folder / f"repeat_after_{key}" for key in ("home", "secrets")}
+        for key in after:  # the state the first run left, to restore afterwards
+            shutil.rmtree(after[key], ignore_errors=True)
+            shutil.copytree(state[key], after[key], symlinks=True)
+        before = {key: folder / f"repeat_before_{key}" for key in ("home", "secrets")}
+        for i in range(2, times + 1):
+            for key in before:
+                shutil.rmtree(state[key])
+                shutil.copytree(before[key], state[key], symlinks=True)
+            again = run_step(name, env, folder, truth, label=f"{name}_repeat{i}")
+            if again["mode"] != first["mode"]:
+                raise SystemExit(f"{name} repeat {i} ran {again['mode']}, the first run {first['mode']}")
+            seconds.append(again["link_seconds_excl_truth"])
+        for key in after:
+            shutil.rmtree(state[key])
+            shutil.move(after[key], state[key])
+    return {"runs": len(seconds), "seconds_excl_truth": seconds,
+            "median_seconds_excl_truth": round(statistics.median(seconds), 2), "min_seconds_excl_truth": min(seconds)}
+
+
+def _snapshot_before(state: dict, folder: Path, times: int) -> None:
+    """Copy of the lakehouse before a step that ``_repeats`` runs again."""
+    if times > 1:
+        for key in ("home", "secrets"):
+            target = folder / f"repeat_before_{key}"
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(state[key], target, symlinks=True)
+
+
+def bench(persons: int, *, seed: int, speed_only: bool, keep: bool, holdback: float, resume: bool = False,
+          repeat: int = 1) -> dict:
     folder = WORK / f"link_{persons}"
     landing_src, truth, synth_info = synthesise(persons, seed, folder / "synth")
     state = {"home": folder / "home", "secrets": folder / "secrets", "landing": folder / "landing"}
@@ -321,16 +363,23 @@ def bench(persons: int, *, seed: int, speed_only: bool, keep: bool, holdback: fl
         "landing": {"files": len(files), "mb": round(sum(p.stat().st_size for p in files) / 2**20, 1)},
     }
     out["ingest"] = run_step("ingest", env, folder, resume=resume)
+    _snapshot_before(state, folder, repeat)
     out["full_link"] = run_step("full_link", env, folder, str(truth), resume=resume)
+    out["full_link"]["repeats"] = _repeats("full_link", out["full_link"], env, folder, str(truth), state, repeat)
     if not (resume and (folder / "step_incremental_ingest.done.json").is_file()):
         for p in held_paths:
             _place(p, state["landing"] / p.relative_to(landing_src))
     out["incremental_ingest"] = run_step("ingest", env, folder, label="incremental_ingest", resume=resume)
+    _snapshot_before(state, folder, repeat)
     out["incremental_link"] = run_step("incremental_link", env, folder, str(truth), resume=resume)
+    out["incremental_link"]["repeats"] = _repeats("incremental_link", out["incremental_link"], env, folder,
+                                                  str(truth), state, repeat)
     inc, full = out["incremental_link"], out["full_link"]
     inc["incremental_triggered"] = inc["mode"] == "incremental"
     out["incremental_link"]["share_of_full"] = {
         "link_lake_excl_truth": round(inc["link_seconds_excl_truth"] / full["link_seconds_excl_truth"], 4),
+        "median_of_repeats_excl_truth": round(inc["repeats"]["median_seconds_excl_truth"]
+                                              / full["repeats"]["median_seconds_excl_truth"], 4),
         "link_lake": round(inc["link_lake_seconds"] / full["link_lake_seconds"], 4),
         "wall_incl_process_start": round(inc["wall_seconds_incl_process_start"]
                                          / full["wall_seconds_incl_process_start"], 4)}
@@ -339,6 +388,8 @@ def bench(persons: int, *, seed: int, speed_only: bool, keep: bool, holdback: fl
     out["load_average_after"] = _load()
     out["commands"] = {"bench": "uv run python " + " ".join([os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]]),
                        "synth": synth_info["command"]}
+    for key in ("home", "secrets"):
+        shutil.rmtree(folder / f"repeat_before_{key}", ignore_errors=True)
     if not keep:
         for path in (*state.values(), folder / "quality_run"):
             shutil.rmtree(path, ignore_errors=True)
@@ -373,6 +424,12 @@ def summary(r: dict) -> str:
         f"{inc['share_of_full']['link_lake_excl_truth']:.1%} of the full link; peak RSS {inc['child_peak_rss_mb']:,} MB",
     ]
     lines.append("    incremental: " + _breakdown_line(inc))
+    if inc.get("repeats", {}).get("runs", 1) > 1 or full.get("repeats", {}).get("runs", 1) > 1:
+        fr, ir = full["repeats"], inc["repeats"]
+        lines.append(f"  repeated on the same lakehouse state (excl. truth): full {fr['seconds_excl_truth']} s, "
+                     f"incremental {ir['seconds_excl_truth']} s; medians {fr['median_seconds_excl_truth']} / "
+                     f"{ir['median_seconds_excl_truth']} s = "
+                     f"{inc['share_of_full']['median_of_repeats_excl_truth']:.1%}")
     if "evaluation" in fm:
         t = fm["evaluation"]["tapestry"]
         lines.append(f"  stored assignment vs truth: P {t['pairwise_precision']} R {t['pairwise_recall']} "
@@ -403,6 +460,8 @@ def main() -> None:
                              "is always kept for reuse")
     parser.add_argument("--holdback", type=float, default=0.01, help="share of person-bearing rows held back "
                         "for the incremental delivery (default 0.01)")
+    parser.add_argument("--repeat", type=int, default=1, help="run the full and the incremental link this many "
+                        "times each, on the same lakehouse state, and compare medians (default 1)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted invocation on its "
                         "lakehouse (steps already done are taken from bench/work/link_<N>/step_*.done.json)")
     args = parser.parse_args()
@@ -410,7 +469,7 @@ def main() -> None:
     for persons in args.persons or [100_000]:
         print(f"{persons:,} persons:", flush=True)
         result = bench(persons, seed=args.seed, speed_only=args.speed_only, keep=args.keep, holdback=args.holdback,
-                       resume=args.resume)
+                       resume=args.resume, repeat=args.repeat)
         path = RESULTS / f"link_{persons}.json"
         path.write_text(json.dumps(result, indent=2, default=str) + "\n")
         print(summary(result))
