@@ -20,7 +20,7 @@ help:
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	@$(UV) sync --frozen --quiet
+	@$(UV) sync --frozen --quiet --compile-bytecode  # .pyc once: where PYTHONDONTWRITEBYTECODE is set, every process would compile its imports
 	@$(UV) run python -m orchestration.dbt_project prepare >/dev/null  # dbt manifest for Dagster (dbt parse)
 
 demo: install

@@ -313,6 +313,7 @@ def _repeats(name: str, first: dict, env: dict, folder: Path, truth: str, state:
             for key in before:
                 shutil.rmtree(state[key])
                 shutil.copytree(before[key], state[key], symlinks=True)
+            os.sync()  # the copy's write-back must not run into the timed step
             again = run_step(name, env, folder, truth, label=f"{name}_repeat{i}")
             if again["mode"] != first["mode"]:
                 raise SystemExit(f"{name} repeat {i} ran {again['mode']}, the first run {first['mode']}")
@@ -331,6 +332,7 @@ def _snapshot_before(state: dict, folder: Path, times: int) -> None:
             target = folder / f"repeat_before_{key}"
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(state[key], target, symlinks=True)
+        os.sync()
 
 
 def bench(persons: int, *, seed: int, speed_only: bool, keep: bool, holdback: float, resume: bool = False,

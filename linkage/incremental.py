@@ -10,6 +10,7 @@ node_of       record_id -> node_id (exact duplicates share a node)
 assignments   record_id -> person_id (the stable ids)
 model         the trained Splink model (settings dict with m/u, prior, blocking rules)
 tf_tables     term-frequency tables {column: frame(column, tf_column)} of the population
+edges         scored pairs among the nodes (id_l, id_r, match_probability >= 0.5)
 ============  ==========================================================================
 
 ``link_increment(state, new_records)``:
@@ -18,16 +19,17 @@ tf_tables     term-frequency tables {column: frame(column, tf_column)} of the po
 2. score new x existing (``predict_between``) and new x new (``predict_within``) with the
    saved model and the population's registered term-frequency tables;
 3. affected persons = existing persons with a pair >= the cluster threshold to a new node;
-   re-score within (their nodes + the new nodes) and re-cluster that sub-graph only (same
-   chaining guard as the full run);
+   re-cluster their nodes + the new nodes only (same chaining guard as the full run), from the
+   stored pairs among them (``LinkState.edges``), or re-scored when the state has none;
 4. stable ids over the affected records (continuing / merged / split lineage as in a full
    run); every other person keeps its id untouched.
 Cost: blocking scans the existing nodes once (hash join); scoring and clustering grow with the
 delivery and the persons it touches, not with the population.
 
 Known differences from a full re-link (documented, and tested on small data): the model is not
-re-trained, term frequencies are the population's before the delivery, and existing pairs that
-were *not* touched are not re-scored, so a weak bridge rejected in the full run stays rejected.
+re-trained, term frequencies are the state's (in memory: the population's before the delivery;
+the lake's include it), and existing pairs are not re-scored (stored pairs keep the probabilities
+of the run that scored them), so a weak bridge rejected in the full run stays rejected.
 """
 from __future__ import annotations
 
