@@ -176,7 +176,15 @@ def connect(settings: Settings | None = None, read_only: bool = False) -> Iterat
                 options.append("READ_ONLY")
             elif settings.catalog == "sqlite":
                 options += ["META_JOURNAL_MODE 'WAL'", "META_BUSY_TIMEOUT 30000"]
-            con.execute(f"ATTACH '{_quote(catalog_uri(settings))}' AS {ALIAS} ({', '.join(options)})")
+            try:
+                con.execute(f"ATTACH '{_quote(catalog_uri(settings))}' AS {ALIAS} ({', '.join(options)})")
+            except duckdb.InvalidInputException as error:
+                # a catalog file whose creation was cut short (the first load killed): nothing to
+                # read yet; the next writer initialises it
+                if read_only and "does not exist" in str(error):
+                    raise LakehouseError(f"no lakehouse at {catalog_uri(settings)} yet: its catalog was never "
+                                         "initialised (load something first: tapestry run)") from None
+                raise
             if not read_only:
                 existing = {r[0] for r in con.execute(
                     "SELECT schema_name FROM information_schema.schemata WHERE catalog_name = ?", [ALIAS]

@@ -36,17 +36,18 @@ def _big_delivery(path):
 
 
 def _visible(settings) -> tuple[int, int, int]:
-    if not settings.catalog_path.exists():
+    try:
+        with lakehouse.connect(settings, read_only=True) as con:
+            exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' "
+                                 "AND table_name = 'police__occurrences'").fetchone()[0]
+            if not exists:
+                return 0, 0, 0
+            rows = con.execute("SELECT count(*) FROM raw.police__occurrences").fetchone()[0]
+            ledger = con.execute("SELECT count(*), coalesce(sum(rows_loaded), 0) FROM raw.deliveries "
+                                 "WHERE status = 'loaded'").fetchone()
+            return rows, ledger[0], ledger[1]
+    except lakehouse.LakehouseError:  # no catalog yet, or the kill came while it was being created
         return 0, 0, 0
-    with lakehouse.connect(settings, read_only=True) as con:
-        exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' "
-                             "AND table_name = 'police__occurrences'").fetchone()[0]
-        if not exists:
-            return 0, 0, 0
-        rows = con.execute("SELECT count(*) FROM raw.police__occurrences").fetchone()[0]
-        ledger = con.execute("SELECT count(*), coalesce(sum(rows_loaded), 0) FROM raw.deliveries "
-                             "WHERE status = 'loaded'").fetchone()
-        return rows, ledger[0], ledger[1]
 
 
 def test_killed_load_leaves_nothing_then_rerun_completes(tapestry_env):

@@ -36,6 +36,20 @@ def test_zones_exist_and_time_travel_by_recorded_snapshot(tapestry_env, kind):
     assert list((settings.home / "lake" / "data").rglob("*.parquet"))
 
 
+def test_a_catalog_cut_short_reads_as_no_lakehouse_and_the_next_writer_sets_it_up(tapestry_env):
+    """The first load killed while it created the catalog file: readers get a clear error, not
+    DuckDB's; the next writer initialises the catalog."""
+    tapestry_env.catalog_path.parent.mkdir(parents=True, exist_ok=True)
+    tapestry_env.catalog_path.touch()
+    with pytest.raises(lakehouse.LakehouseError, match="never initialised"):
+        with lakehouse.connect(tapestry_env, read_only=True):
+            pass
+    with lakehouse.connect(tapestry_env) as con:
+        con.execute("CREATE TABLE raw.t AS SELECT 1 AS x")
+    with lakehouse.connect(tapestry_env, read_only=True) as con:
+        assert con.execute("SELECT x FROM raw.t").fetchone() == (1,)
+
+
 def test_read_only_connection_refuses_writes(tapestry_env):
     with lakehouse.connect(tapestry_env) as con:
         con.execute("CREATE TABLE raw.t AS SELECT 1 AS v")
