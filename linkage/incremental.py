@@ -40,7 +40,7 @@ import polars as pl
 
 from linkage import cluster as C
 from linkage import model as M
-from linkage.standardise import standardise
+from linkage.standardise import identity_columns, standardise
 
 TF_COLUMNS = ("forename_std", "surname_std", "dob", "postcode_std")
 
@@ -92,10 +92,8 @@ class IncrementResult:
 
 
 def node_keys(nodes: pl.DataFrame) -> pl.DataFrame:
-    # the features only: n_records (how many records a node stands for) differs between a
-    # delivered node and the identical existing one
-    key_cols = [c for c in nodes.columns if c not in ("unique_id", "forename_aliases", "n_records")]
-    return nodes.select("unique_id", _k=pl.struct(key_cols).hash(seed=7))
+    # n_records differs between a delivered node and the identical existing one: not part of it
+    return nodes.select("unique_id", _k=pl.struct(identity_columns(nodes.columns)).hash(seed=7))
 
 
 @dataclass(frozen=True)

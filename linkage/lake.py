@@ -106,19 +106,15 @@ _ROW_SCHEMA = {"agency": pl.String, "entity": pl.String, "record_key": pl.String
 
 
 def current_rows(con: duckdb.DuckDBPyConnection, *, delivery_ids: list[str] | None = None,
-                 records: pl.DataFrame | None = None, person_keys: pl.DataFrame | None = None,
-                 existing: set[str] | None = None) -> pl.DataFrame:
+                 person_keys: pl.DataFrame | None = None, existing: set[str] | None = None) -> pl.DataFrame:
     """Every current person-bearing raw row: agency, entity, record_key, person_key, sex,
     delivery_id, file_name, row_number, loaded_at (the lineage back to the delivered file).
-    Optionally only rows of some deliveries, of some records (agency, entity, record_key), or of
-    some agency persons (agency, key: the row's person_key, or its record_key when it is the
-    person). One query over every person-bearing table (``existing``: ``lakehouse.tables``, when
-    the caller has it)."""
+    Optionally only rows of some deliveries, or of some agency persons (agency, key: the row's
+    person_key, or its record_key when it is the person). One query over every person-bearing
+    table (``existing``: ``lakehouse.tables``, when the caller has it)."""
     filters: dict[str, pl.DataFrame] = {}
     if delivery_ids is not None:
         filters["_f_deliveries"] = pl.DataFrame({"delivery_id": delivery_ids}, schema={"delivery_id": pl.String})
-    if records is not None:
-        filters["_f_records"] = records.select("agency", "entity", "record_key")
     if person_keys is not None:
         filters["_f_persons"] = person_keys.select("agency", "key")
     for name, frame in filters.items():
@@ -149,9 +145,6 @@ def _current_rows(con: duckdb.DuckDBPyConnection, filters: dict[str, pl.DataFram
             where = ["r.record_key IS NOT NULL"]
             if "_f_deliveries" in filters:
                 where.append("r._delivery_id IN (SELECT delivery_id FROM _f_deliveries)")
-            if "_f_records" in filters:
-                where.append(f"r.record_key IN (SELECT record_key FROM _f_records WHERE agency = '{agency.name}' "
-                             f"AND entity = '{entity.name}')")
             if "_f_persons" in filters:
                 where.append(f"coalesce({person}, r.record_key) IN (SELECT key FROM _f_persons "
                              f"WHERE agency = '{agency.name}')")
@@ -460,13 +453,18 @@ def _membership(con: duckdb.DuckDBPyConnection, node_ids: pl.Series) -> pl.DataF
     return members.with_columns(record_id=pl.format("#{}", "row_id"))
 
 
+def _row_ids(record_ids: pl.Series) -> pl.Series:
+    """The linked.person_record row ids in ``_membership``'s ``#<row id>`` record ids (others skipped)."""
+    return record_ids.filter(record_ids.str.starts_with("#")).str.slice(1).cast(pl.Int64).unique().alias("row_id")
+
+
 def _record_keys(con: duckdb.DuckDBPyConnection, record_ids: pl.Series) -> pl.DataFrame:
     """record_id -> agency, entity, record_key for ``_membership``'s ``#<row id>`` record ids."""
-    row_ids = record_ids.filter(record_ids.str.starts_with("#")).str.slice(1).cast(pl.Int64).unique()
+    row_ids = _row_ids(record_ids)
     if row_ids.len() == 0:
         return pl.DataFrame(schema={"record_id": pl.String, "agency": pl.String, "entity": pl.String,
                                     "record_key": pl.String})
-    con.register("_rows", pl.DataFrame({"row_id": row_ids}).to_arrow())
+    con.register("_rows", row_ids.to_frame().to_arrow())
     try:
         keys = con.sql("SELECT rowid AS row_id, agency, entity, record_key FROM linked.person_record "
                        "WHERE rowid IN (SELECT row_id FROM _rows)").pl()
@@ -635,10 +633,9 @@ def _write(con: duckdb.DuckDBPyConnection, run_id: str, plan: _Plan, started: da
                 con.execute(f"DELETE FROM linked.{table}")
             con.execute("DELETE FROM linked.review_queue WHERE status = 'open'")  # every pair was re-scored
         elif out.person_record.height:  # re-assigned records: their rows (``#<row id>``, _membership) are replaced
-            replaced = out.person_record.filter(pl.col("record_id").str.starts_with("#")).select(
-                row_id=pl.col("record_id").str.slice(1).cast(pl.Int64))
-            if replaced.height:
-                con.register("_replaced", replaced.to_arrow())
+            replaced = _row_ids(out.person_record["record_id"])
+            if replaced.len():
+                con.register("_replaced", replaced.to_frame().to_arrow())
                 con.execute("DELETE FROM linked.person_record WHERE rowid IN (SELECT row_id FROM _replaced)")
         frames = {
             "person_record": out.person_record.select(
@@ -659,8 +656,6 @@ def _write(con: duckdb.DuckDBPyConnection, run_id: str, plan: _Plan, started: da
                 con.execute(f"INSERT INTO linked.{table} BY NAME SELECT * FROM _rows")
                 con.unregister("_rows")
         metrics = out.metrics
-        if metrics.get("persons") is None:
-            metrics["persons"] = _persons(con)
         con.execute("INSERT INTO linked.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
             run_id, plan.mode, started, now, metrics["records"], metrics["new_records"], metrics["persons"],
             str(out.model_path) if out.model_path else None, json.dumps(metrics, default=str)])

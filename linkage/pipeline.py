@@ -18,7 +18,7 @@ import polars as pl
 from linkage import cluster as C
 from linkage import model as M
 from linkage.incremental import LinkState, review_queue, scored_frame, tf_tables
-from linkage.standardise import standardise
+from linkage.standardise import identity_columns, standardise
 
 PREDICT_THRESHOLD = C.REVIEW_BAND[0]  # pairs below this are not kept at all
 
@@ -53,8 +53,7 @@ def validate_records(records: pl.DataFrame, where: str = "input") -> None:
 def collapse(features: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Exact duplicates (every feature equal, same source) become one node: returns (nodes,
     record_id -> node_id). Splink would score such pairs as certain matches anyway."""
-    key_cols = [c for c in features.columns if c not in ("unique_id", "forename_aliases")]
-    keyed = features.with_columns(_key=pl.struct(key_cols).hash(seed=7))
+    keyed = features.with_columns(_key=pl.struct(identity_columns(features.columns)).hash(seed=7))
     first = keyed.group_by("_key").agg(pl.col("unique_id").min().alias("node_id"), pl.len().alias("n_records"))
     mapping = keyed.select("unique_id", "_key").join(first, on="_key").select(
         pl.col("unique_id").alias("record_id"), "node_id"

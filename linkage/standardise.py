@@ -51,6 +51,13 @@ _SPECIAL = {"ł": "l", "Ł": "l", "ø": "o", "Ø": "o", "ß": "ss", "æ": "ae", 
 OPTIONAL_TEXT = ("source", "forename", "middle_names", "surname", "sex", "postcode", "nhs_number", "pnc_id", "upn",
                  "crn", "source_person_id")
 
+def identity_columns(columns) -> list[str]:
+    """The features that make two records one node (``linkage.pipeline.collapse``, repeats in
+    ``linkage.incremental.node_keys``, node tokens): all but the id, the aliases (derived from
+    forename_std) and how many records a node stands for."""
+    return [c for c in columns if c not in ("unique_id", "forename_aliases", "n_records")]
+
+
 FEATURE_COLUMNS = (
     "unique_id", "source_dataset", "forename_std", "middle_std", "forename_canon", "forename_aliases",
     "forename_sx", "surname_std", "surname_first", "surname_last", "surname_sx", "dob", "dob_swapped",

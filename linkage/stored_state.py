@@ -24,12 +24,11 @@ import polars as pl
 
 from governance.keys import Keyring
 from governance.vault import SealedFrame, open_frame, seal_frame
-from linkage.standardise import FEATURE_COLUMNS
+from linkage.standardise import FEATURE_COLUMNS, identity_columns
 from linkage.tokens import message, tokens
 
 PURPOSE = "linked.node_features"
-NODE_TOKEN_COLUMNS = tuple("source" if c == "source_dataset" else c for c in FEATURE_COLUMNS
-                           if c not in ("unique_id", "forename_aliases"))  # aliases derive from forename_std
+NODE_TOKEN_COLUMNS = tuple("source" if c == "source_dataset" else c for c in identity_columns(FEATURE_COLUMNS))
 
 DDL = """CREATE TABLE IF NOT EXISTS linked.node_features (
     delivery_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL, key_id VARCHAR NOT NULL, nonce BLOB NOT NULL,

@@ -71,11 +71,11 @@ def install_extensions(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -
             # try loading first: asking duckdb_extensions() whether it is installed costs ~1.4 s
             try:
                 con.load_extension(name)
-                _installed.add(name)
-                continue
             except duckdb.Error:
                 con.install_extension(str(extension_file(name)))
-                _installed.add(name)
+                con.load_extension(name)
+            _installed.add(name)
+            continue
         con.load_extension(name)
 
 

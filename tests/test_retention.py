@@ -1,6 +1,5 @@
 """Retention: deliveries past their agency's retention are crypto-shredded and their
 person-level rows leave the lakehouse, current snapshot and files alike."""
-import os
 from datetime import date
 
 from governance import audit
