@@ -56,7 +56,7 @@ from governance.identities import read_identifiers
 from governance.keys import Keyring
 from linkage import stored_state
 from linkage.incremental import (LinkState, candidate_existing, delivery_nodes, link_increment, model_rules,
-                                 score_delivery, tf_from_counts, value_counts)
+                                 population_key_hashes, score_delivery, tf_from_counts, value_counts)
 from linkage.pipeline import link_records
 from linkage.stored_state import node_tokens, open_nodes, seal_nodes
 from linkage.tokens import token_key
@@ -339,7 +339,7 @@ def link_lake(settings: Settings, *, full: bool = False, truth: Path | None = No
         existing = lakehouse.tables(con)
         plan = _plan(con, full, existing)
         if plan.mode == "incremental":
-            with _opening_population(con, keyring) as opening:
+            with _opening_population(con, keyring, json.loads(plan.model_file.read_text())) as opening:
                 new_rows = _new_rows(con, plan.new_deliveries, existing)
                 population = _linked_records(con)
                 if new_rows.height > INCREMENTAL_MAX_SHARE * population:
@@ -474,18 +474,30 @@ def _record_keys(con: duckdb.DuckDBPyConnection, record_ids: pl.Series) -> pl.Da
 
 
 @contextlib.contextmanager
-def _opening_population(con: duckdb.DuckDBPyConnection, keyring: Keyring) -> Iterator[Future]:
+def _opening_population(con: duckdb.DuckDBPyConnection, keyring: Keyring, model: dict) -> Iterator[Future]:
     """The stored population read in a thread while the caller reads the delivery: the sealed
-    features opened (decryption, Parquet), their term-frequency counts and the stored edges. A
-    future of (nodes, unreadable count, value counts, edges, seconds)."""
+    features opened (decryption, Parquet), their term-frequency counts, the hashes of their keys
+    for the ``model``'s blocking rules, and the stored edges. A future of ``_Population``."""
     def work(reader):
         t = time.perf_counter()
         nodes, unreadable = open_nodes(reader, keyring)
         edges = reader.sql("SELECT node_l, node_r, match_probability FROM linked.node_edge").pl()
-        return nodes, unreadable, value_counts(nodes), edges, round(time.perf_counter() - t, 2)
+        return _Population(model, nodes, unreadable, value_counts(nodes),
+                           population_key_hashes(nodes, model_rules(model)), edges, round(time.perf_counter() - t, 2))
 
     with lakehouse.cursor(con) as reader, ThreadPoolExecutor(1) as pool:
         yield pool.submit(work, reader)
+
+
+@dataclass
+class _Population:
+    model: dict  # the saved model the run scores with
+    nodes: pl.DataFrame  # the sealed features, opened
+    unreadable: int  # sealed nodes that could not be opened
+    counts: dict[str, pl.DataFrame]  # value_counts(nodes)
+    key_hashes: pl.DataFrame | None  # population_key_hashes(nodes, the model's rules)
+    edges: pl.DataFrame  # linked.node_edge
+    seconds: float
 
 
 def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: pl.DataFrame, population: int,
@@ -501,9 +513,10 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
                         metrics | {"persons": _persons_before(con, plan.last_run)}, plan.model_file)
     new_nodes, new_node_of = delivery_nodes(records.drop(LAKE_ONLY))
     new_nodes, new_delivery = _with_node_ids(new_nodes, records, key)
-    population_nodes, unreadable, population_counts, stored_edges, open_seconds = opening.result()
-    if unreadable or population_nodes.height == 0:
-        progress(f"{unreadable:,} sealed node(s) could not be opened")
+    stored = opening.result()
+    population_nodes, stored_edges = stored.nodes, stored.edges
+    if stored.unreadable or population_nodes.height == 0:
+        progress(f"{stored.unreadable:,} sealed node(s) could not be opened")
         return None
     if set(population_nodes.columns) | {"unique_id"} != set(new_nodes.columns):
         progress("the sealed features predate a change of the standardised features")
@@ -513,11 +526,12 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
     # are read from the lake
     repeat = new_nodes["node_id"].is_in(population_nodes["node_id"].implode())
     added = new_nodes.filter(~repeat)
-    model = json.loads(plan.model_file.read_text())
+    model = stored.model
     features = [pl.col("node_id").cast(pl.String).alias(c) if c == "unique_id" else c for c in new_nodes.columns]
-    candidates = candidate_existing(population_nodes, added.drop("node_id"), model_rules(model)).select(features)
+    candidates = candidate_existing(population_nodes, added.drop("node_id"), model_rules(model),
+                                    stored.key_hashes).select(features)
     # term frequencies of the population including the delivery (Splink's: share of nodes)
-    tfs = tf_from_counts([population_counts, value_counts(added)])
+    tfs = tf_from_counts([stored.counts, value_counts(added)])
     with ThreadPoolExecutor(1) as pool:
         scoring = pool.submit(score_delivery, candidates.drop("node_id"), added.drop("node_id"), model, tfs)
         members = _membership(con, pl.concat([candidates["node_id"], new_nodes.filter(repeat)["node_id"]]).unique())
@@ -551,7 +565,7 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
     rows = changed.join(node_of, on="record_id", how="left").join(keys, on="record_id")
     metrics |= inc.metrics | {
         "persons": _persons_before(con, plan.last_run) + inc.metrics["persons_change"],
-        "read_and_score_seconds": read_seconds, "open_sealed_seconds": open_seconds,
+        "read_and_score_seconds": read_seconds, "open_sealed_seconds": stored.seconds,
         "population_nodes": population_nodes.height, "candidate_nodes": candidates.height,
         "records_of_candidate_persons": members.height, "delivery_nodes": new_nodes.height,
         "delivery_nodes_new": added.height}

@@ -153,6 +153,12 @@ def _sql(args: argparse.Namespace) -> int:
     first = args.query.lstrip().split(None, 1)[0].upper() if args.query.strip() else ""
     if first not in {"SELECT", "WITH", "FROM", "DESCRIBE", "SHOW", "SUMMARIZE", "VALUES", "TABLE"}:
         raise UserError("only read-only queries are allowed (SELECT, WITH, FROM, DESCRIBE, SHOW, SUMMARIZE)")
+    try:  # one statement: "SELECT 1; LOAD ..." would run both
+        statements = len(duckdb.extract_statements(args.query))
+    except duckdb.Error as exc:
+        raise UserError(str(exc).splitlines()[0]) from None
+    if statements != 1:
+        raise UserError("one query at a time: the text holds several statements")
     try:
         with lakehouse.connect(settings, read_only=True) as con:
             try:

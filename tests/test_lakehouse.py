@@ -157,3 +157,21 @@ def test_sql_command_is_read_only_and_prints_any_type(tapestry_env, capsys):
     assert main(["sql", "SELECT n, took FROM audit.t", "--format", "csv"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "1,01:30:00"  # INTERVAL shown as text
     assert main(["sql", "DROP TABLE audit.t"]) == 2
+    assert main(["sql", "SELECT 1; DROP TABLE audit.t"]) == 2
+    assert "several statements" in capsys.readouterr().err
+
+
+def test_extensions_are_signature_checked_once_per_process_unless_their_file_changed(tapestry_env):
+    def checks_signatures() -> bool:
+        with lakehouse.connect(tapestry_env, read_only=True) as con:
+            return not con.execute("SELECT current_setting('allow_unsigned_extensions')").fetchone()[0]
+
+    with lakehouse.connect(tapestry_env):
+        pass  # creates the lakehouse (and has DuckDB check the extensions, if this process had not)
+    names = lakehouse.lake_extensions(tapestry_env)
+    assert set(names) <= set(lakehouse._verified)
+    assert not checks_signatures()  # the same files, checked before
+    path, identity = lakehouse._verified[names[0]]
+    lakehouse._verified[names[0]] = (path, (0, 0, 0, 0))  # as if the file had been replaced since
+    assert checks_signatures()
+    assert lakehouse._verified[names[0]] == (path, identity)  # checked again, recorded again

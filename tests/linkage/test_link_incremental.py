@@ -119,3 +119,31 @@ def test_candidate_filter_without_a_key_for_a_rule_keeps_everything(small_people
     nodes, _ = collapse(standardise(small_people[0]))
     existing, delivery = nodes[:-10], nodes[-10:]
     assert candidate_existing(existing, delivery, ["l.sex = r.sex"]).height == existing.height
+
+
+def test_one_scoring_call_gives_the_pairs_of_predict_between_and_predict_within(split_run):
+    from linkage.incremental import (_score_within, _scoring_linker, candidate_existing, delivery_nodes, model_rules,
+                                     score_delivery, scored_frame, tf_tables)
+    from linkage.pipeline import PREDICT_THRESHOLD
+
+    state, delivery = split_run[4].state, split_run[3]
+    new_nodes = delivery_nodes(delivery)[0].select(state.nodes.columns)
+    candidates = candidate_existing(state.nodes, new_nodes, model_rules(state.model))
+    tfs = state.tf_tables or tf_tables(state.nodes)
+    got = score_delivery(candidates, new_nodes, state.model, tfs)
+    # Splink's two calls
+    within = _score_within(new_nodes, state.model, tfs)
+    con, db_api, linker, tables = _scoring_linker({"existing": candidates, "delivery": new_nodes}, state.model, tfs)
+    try:
+        between = scored_frame(db_api, linker.inference.predict_between(
+            tables["existing"], tables["delivery"], threshold_match_probability=PREDICT_THRESHOLD,
+            warning_mode="never"))
+    finally:
+        con.close()
+
+    def pairs(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.select(a=pl.min_horizontal("id_l", "id_r"), b=pl.max_horizontal("id_l", "id_r"),
+                            p=pl.col("match_probability").round(9)).sort("a", "b")
+
+    assert within.height > 0 and between.height > 0
+    assert pairs(got).equals(pairs(pl.concat([between, within], how="diagonal_relaxed")))
