@@ -112,26 +112,27 @@ def current_rows(con: duckdb.DuckDBPyConnection, *, delivery_ids: list[str] | No
     Optionally only rows of some deliveries, or of some agency persons (agency, key: the row's
     person_key, or its record_key when it is the person). One query over every person-bearing
     table (``existing``: ``lakehouse.tables``, when the caller has it)."""
-    filters: dict[str, pl.DataFrame] = {}
-    if delivery_ids is not None:
-        filters["_f_deliveries"] = pl.DataFrame({"delivery_id": delivery_ids}, schema={"delivery_id": pl.String})
     if person_keys is not None:
-        filters["_f_persons"] = person_keys.select("agency", "key")
-    for name, frame in filters.items():
-        con.register(name, frame.to_arrow())
+        con.register("_f_persons", person_keys.select("agency", "key").to_arrow())
     try:
-        return _current_rows(con, filters, existing if existing is not None else lakehouse.tables(con))
+        return _current_rows(con, delivery_ids, person_keys is not None,
+                             existing if existing is not None else lakehouse.tables(con))
     finally:
-        for name in filters:
-            con.unregister(name)
+        if person_keys is not None:
+            con.unregister("_f_persons")
 
 
-def _current_rows(con: duckdb.DuckDBPyConnection, filters: dict[str, pl.DataFrame], existing: set[str]
-                  ) -> pl.DataFrame:
+def _current_rows(con: duckdb.DuckDBPyConnection, delivery_ids: list[str] | None, by_person: bool,
+                  existing: set[str]) -> pl.DataFrame:
     agencies = [a.name for a in AGENCIES]
-    if "_f_deliveries" in filters:  # only the agencies of those deliveries
-        agencies = [r[0] for r in con.execute("SELECT DISTINCT agency FROM raw.deliveries WHERE delivery_id IN "
-                                              "(SELECT delivery_id FROM _f_deliveries)").fetchall()]
+    params: dict[str, str] = {}
+    if delivery_ids is not None:
+        # the ids as parameters, not a joined list: DuckLake then reads only those deliveries'
+        # files (a 1% delivery at 1M persons: 0.24 -> 0.06 s)
+        params = {f"delivery_{i}": d for i, d in enumerate(delivery_ids)}
+        wanted = ", ".join(f"${name}" for name in params) or "NULL"
+        agencies = [r[0] for r in con.execute(f"SELECT DISTINCT agency FROM raw.deliveries WHERE delivery_id IN "
+                                              f"({wanted})", params).fetchall()]
     selects = []
     for agency in AGENCIES:
         if agency.name not in agencies:
@@ -143,9 +144,9 @@ def _current_rows(con: duckdb.DuckDBPyConnection, filters: dict[str, pl.DataFram
             person = "r.person_key" if "person_key" in contract.key_columns().values() else "NULL"
             sex = "r.gender" if any(c.name == "gender" for c in contract.columns) else "NULL"
             where = ["r.record_key IS NOT NULL"]
-            if "_f_deliveries" in filters:
-                where.append("r._delivery_id IN (SELECT delivery_id FROM _f_deliveries)")
-            if "_f_persons" in filters:
+            if delivery_ids is not None:
+                where.append(f"r._delivery_id IN ({wanted})")
+            if by_person:
                 where.append(f"coalesce({person}, r.record_key) IN (SELECT key FROM _f_persons "
                              f"WHERE agency = '{agency.name}')")
             selects.append(f"""
@@ -156,7 +157,7 @@ def _current_rows(con: duckdb.DuckDBPyConnection, filters: dict[str, pl.DataFram
                 WHERE {' AND '.join(where)}""")
     if not selects:
         return pl.DataFrame(schema=_ROW_SCHEMA)
-    return con.sql(" UNION ALL ".join(selects)).pl().cast(_ROW_SCHEMA)
+    return con.execute(" UNION ALL ".join(selects), params).pl().cast(_ROW_SCHEMA)
 
 
 _HAS_DETAILS = pl.any_horizontal(pl.col(c).is_not_null() for c in ("forename", "surname", "dob"))
@@ -305,9 +306,15 @@ def _new_rows(con: duckdb.DuckDBPyConnection, deliveries: list[str], existing: s
     if rows.height == 0:
         return rows
     con.register("_delivered", rows.select("agency", "entity", "record_key").to_arrow())
+    # per (agency, entity) as parameters: linked.person_record is partitioned by them, so only
+    # those partitions' files are read
+    kinds = rows.select("agency", "entity").unique().rows()
+    params = {f"{c}_{i}": v for i, kind in enumerate(kinds) for c, v in zip(("agency", "entity"), kind)}
     try:
-        linked = con.sql("SELECT agency, entity, record_key FROM linked.person_record "
-                         "WHERE record_key IN (SELECT record_key FROM _delivered)").pl()
+        linked = con.execute(" UNION ALL ".join(
+            f"SELECT agency, entity, record_key FROM linked.person_record WHERE agency = $agency_{i} AND "
+            f"entity = $entity_{i} AND record_key IN (SELECT record_key FROM _delivered)" for i in range(len(kinds))),
+            params).pl()
     finally:
         con.unregister("_delivered")
     return rows.join(linked, on=["agency", "entity", "record_key"], how="anti")
@@ -645,6 +652,8 @@ def _write(con: duckdb.DuckDBPyConnection, run_id: str, plan: _Plan, started: da
         if full:  # everything is re-derived
             for table in ("person_record", "node_features", "node_edge", "delivery"):
                 con.execute(f"DELETE FROM linked.{table}")
+            # an incremental run looks up its delivery's records in their agency's and entity's files
+            con.execute("ALTER TABLE linked.person_record SET PARTITIONED BY (agency, entity)")
             con.execute("DELETE FROM linked.review_queue WHERE status = 'open'")  # every pair was re-scored
         elif out.person_record.height:  # re-assigned records: their rows (``#<row id>``, _membership) are replaced
             replaced = _row_ids(out.person_record["record_id"])
