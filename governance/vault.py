@@ -198,9 +198,10 @@ def seal_frame(frame: pl.DataFrame, delivery_id: str, purpose: str, keyring: Key
                        AESGCM(key).encrypt(nonce, buffer.getvalue(), _seal_aad(purpose, delivery_id)), frame.height)
 
 
-def open_frame(sealed: SealedFrame, purpose: str, keyring: Keyring) -> pl.DataFrame | None:
-    """The frame, or None when its delivery's key is gone or does not fit (shredded, rotated
-    away, tampered): the caller treats the rows as unavailable."""
+def open_frame(sealed: SealedFrame, purpose: str, keyring: Keyring) -> pl.LazyFrame | None:
+    """The frame (decrypted now, read lazily: many frames are read faster, and with less CPU, as
+    one ``pl.concat`` of their scans than one by one), or None when its delivery's key is gone or
+    does not fit (shredded, rotated away, tampered): the caller treats the rows as unavailable."""
     try:
         key_id, key = keyring.data_key_with_id(sealed.delivery_id, create=False)
     except (KeyShredded, NoDataKey):
@@ -211,4 +212,4 @@ def open_frame(sealed: SealedFrame, purpose: str, keyring: Keyring) -> pl.DataFr
         plain = AESGCM(key).decrypt(sealed.nonce, sealed.ciphertext, _seal_aad(purpose, sealed.delivery_id))
     except InvalidTag:
         return None
-    return pl.read_parquet(io.BytesIO(plain))
+    return pl.scan_parquet(io.BytesIO(plain))

@@ -157,21 +157,40 @@ def _rule_keys(rules: list[str] | None) -> list[CandidateKey | None]:
                                                 [sql for _, sql in M.PREDICTION_BLOCKING_RULES])]
 
 
+# A rule's key hash: each column hashed once (the same value gives the same hash in any column),
+# then folded in key order, h = (h * _MIX) ^ h_column with wrapping arithmetic; null if a part is
+# null. Half the CPU of hashing each key's columns as a struct (1M persons: 0.18 -> 0.09 s).
+_MIX = 0x9E3779B97F4A7C15
+
+
+def _column_hashes(frame: pl.DataFrame, columns) -> pl.DataFrame:
+    return frame.select(pl.when(pl.col(c).is_not_null()).then(pl.col(c).hash(seed=0)).alias(c)
+                        for c in dict.fromkeys(columns))
+
+
+def _key_hash(columns: tuple[str, ...], n: int) -> pl.Expr:
+    folded = pl.lit(n + 1, pl.UInt64)
+    for column in columns:
+        folded = (folded * pl.lit(_MIX, pl.UInt64)) ^ pl.col(column)
+    return folded
+
+
 def population_key_hashes(existing: pl.DataFrame, rules: list[str] | None = None) -> pl.DataFrame | None:
     """The population's side of ``candidate_existing``, which does not depend on the delivery
-    (so it can be computed while the delivery is read): column ``_k<n>`` = a 64-bit hash of rule
-    n's key, null where rule n cannot pair the node; None when a rule has no known key."""
+    (so it can be computed while the delivery is read): column ``_k<n>`` = the hash of rule n's
+    key, null where rule n cannot pair the node; None when a rule has no known key."""
     keys = _rule_keys(rules)
     if None in keys:
         return None
     e = with_key_columns(existing)
-    no_dob = pl.col("dob").is_null() if "dob" in e.columns else pl.lit(True)
-    hashes = {}
-    for n, key in enumerate(keys):
-        if set(key.existing) <= set(e.columns):
-            hashed = pl.struct(list(key.existing)).hash(seed=n)
-            hashes[f"_k{n}"] = pl.when(no_dob).then(hashed) if key.existing_no_dob else hashed
-    return e.select(**hashes) if hashes else pl.DataFrame(schema={"_none": pl.UInt64})
+    usable = {n: key for n, key in enumerate(keys) if set(key.existing) <= set(e.columns)}
+    if not usable:
+        return pl.DataFrame(schema={"_none": pl.UInt64})
+    hashed = _column_hashes(e, [c for key in usable.values() for c in key.existing])
+    no_dob = e["dob"].is_null() if "dob" in e.columns else pl.repeat(True, e.height, eager=True)
+    return hashed.with_columns(_no_dob=no_dob).select(**{
+        f"_k{n}": pl.when(pl.col("_no_dob")).then(_key_hash(key.existing, n)) if key.existing_no_dob
+        else _key_hash(key.existing, n) for n, key in usable.items()})
 
 
 def candidate_existing(existing: pl.DataFrame, delivery: pl.DataFrame, rules: list[str] | None = None,
@@ -191,9 +210,8 @@ def candidate_existing(existing: pl.DataFrame, delivery: pl.DataFrame, rules: li
     for n, key in enumerate(keys):
         if f"_k{n}" not in hashes.columns or not set(key.delivery) <= set(d.columns):
             continue
-        values = _side(d, key.delivery_no_dob).select(
-            [pl.col(dc).alias(ec) for ec, dc in zip(key.existing, key.delivery)]).drop_nulls()
-        delivered = values.select(pl.struct(list(key.existing)).hash(seed=n))[:, 0].unique()
+        delivered = _column_hashes(_side(d, key.delivery_no_dob), key.delivery).select(
+            _key_hash(key.delivery, n))[:, 0].drop_nulls().unique()
         conditions.append(pl.col(f"_k{n}").is_in(delivered.implode()).fill_null(False))
     if not conditions:
         return existing
@@ -216,7 +234,9 @@ def tf_tables(nodes: pl.DataFrame) -> dict[str, pl.DataFrame]:
 
 def value_counts(nodes: pl.DataFrame) -> dict[str, pl.DataFrame]:
     """Non-null value counts of the term-frequency columns: {column: frame(column, n)}."""
-    return {col: nodes.select(col).drop_nulls().group_by(col).len("n") for col in TF_COLUMNS if col in nodes.columns}
+    columns = [col for col in TF_COLUMNS if col in nodes.columns]
+    lazy = nodes.lazy()  # the counts in parallel: 1M persons, 0.25 -> 0.15 s
+    return dict(zip(columns, pl.collect_all([lazy.select(col).drop_nulls().group_by(col).len("n") for col in columns])))
 
 
 def tf_from_counts(parts: list[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFrame]:

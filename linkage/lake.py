@@ -453,7 +453,7 @@ def _token_edges(edges: pl.DataFrame, token_of: pl.DataFrame) -> pl.DataFrame:
 def _membership(con: duckdb.DuckDBPyConnection, node_ids: pl.Series) -> pl.DataFrame:
     """Every linked record of the persons these nodes belong to: record_id (``#<row id>``: the
     row of linked.person_record, see ``_record_keys``), person_id, node_id. One scan of two
-    columns; the record keys of the few rows a run changes are read afterwards."""
+    columns; the members' record keys are read afterwards (``_record_keys``)."""
     rows = con.sql("SELECT rowid AS row_id, node_id, person_id FROM linked.person_record").pl()
     persons = rows.filter(pl.col("node_id").is_in(node_ids.implode()))["person_id"].unique()
     members = rows.filter(pl.col("person_id").is_in(persons.implode()))
@@ -551,6 +551,10 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
         state = LinkState(nodes=state_nodes.drop("node_id"), node_of=member_ids.select("record_id", "node_id"),
                           assignments=member_ids.select("record_id", "person_id"), model=model, tf_tables=tfs,
                           node_person=member_ids.group_by("node_id").agg(pl.col("person_id").first()), edges=edges)
+        # the members' record keys (the rows a run may change or queue for review), read while
+        # the delivery is scored
+        keys = pl.concat([records.select("record_id", "agency", "entity", "record_key"),
+                          _record_keys(con, members["record_id"])])
         scored = scoring.result()
     read_seconds = round(time.perf_counter() - t0, 2)
     inc = link_increment(state, records.drop(LAKE_ONLY), run_id=run_id, progress=progress,
@@ -566,9 +570,6 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
         first = member_ids.group_by("node_id").agg(pl.col("record_id").first())
         review = review.with_columns(pl.col(c).replace(first["node_id"], first["record_id"])
                                      for c in ("record_id_l", "record_id_r"))
-    keys = pl.concat([records.select("record_id", "agency", "entity", "record_key"),
-                      _record_keys(con, pl.concat([changed["record_id"], review["record_id_l"],
-                                                   review["record_id_r"]]) if review.height else changed["record_id"])])
     rows = changed.join(node_of, on="record_id", how="left").join(keys, on="record_id")
     metrics |= inc.metrics | {
         "persons": _persons_before(con, plan.last_run) + inc.metrics["persons_change"],
