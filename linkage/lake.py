@@ -452,32 +452,23 @@ def _token_edges(edges: pl.DataFrame, token_of: pl.DataFrame) -> pl.DataFrame:
 
 def _membership(con: duckdb.DuckDBPyConnection, node_ids: pl.Series) -> pl.DataFrame:
     """Every linked record of the persons these nodes belong to: record_id (``#<row id>``: the
-    row of linked.person_record, see ``_record_keys``), person_id, node_id. One scan of two
-    columns; the members' record keys are read afterwards (``_record_keys``)."""
-    rows = con.sql("SELECT rowid AS row_id, node_id, person_id FROM linked.person_record").pl()
-    persons = rows.filter(pl.col("node_id").is_in(node_ids.implode()))["person_id"].unique()
-    members = rows.filter(pl.col("person_id").is_in(persons.implode()))
+    row of linked.person_record, which is what a run replaces, see ``_row_ids``), person_id,
+    node_id, agency, entity, record_key. The persons are found in DuckDB: only their records
+    come back."""
+    con.register("_nodes", node_ids.to_frame("node_id").to_arrow())
+    try:
+        members = con.sql("""
+            SELECT rowid AS row_id, node_id, person_id, agency, entity, record_key FROM linked.person_record
+            WHERE person_id IN (SELECT person_id FROM linked.person_record
+                                WHERE node_id IN (SELECT node_id FROM _nodes))""").pl()
+    finally:
+        con.unregister("_nodes")
     return members.with_columns(record_id=pl.format("#{}", "row_id"))
 
 
 def _row_ids(record_ids: pl.Series) -> pl.Series:
     """The linked.person_record row ids in ``_membership``'s ``#<row id>`` record ids (others skipped)."""
     return record_ids.filter(record_ids.str.starts_with("#")).str.slice(1).cast(pl.Int64).unique().alias("row_id")
-
-
-def _record_keys(con: duckdb.DuckDBPyConnection, record_ids: pl.Series) -> pl.DataFrame:
-    """record_id -> agency, entity, record_key for ``_membership``'s ``#<row id>`` record ids."""
-    row_ids = _row_ids(record_ids)
-    if row_ids.len() == 0:
-        return pl.DataFrame(schema={"record_id": pl.String, "agency": pl.String, "entity": pl.String,
-                                    "record_key": pl.String})
-    con.register("_rows", row_ids.to_frame().to_arrow())
-    try:
-        keys = con.sql("SELECT rowid AS row_id, agency, entity, record_key FROM linked.person_record "
-                       "WHERE rowid IN (SELECT row_id FROM _rows)").pl()
-    finally:
-        con.unregister("_rows")
-    return keys.select(pl.format("#{}", "row_id").alias("record_id"), "agency", "entity", "record_key")
 
 
 @contextlib.contextmanager
@@ -551,10 +542,6 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
         state = LinkState(nodes=state_nodes.drop("node_id"), node_of=member_ids.select("record_id", "node_id"),
                           assignments=member_ids.select("record_id", "person_id"), model=model, tf_tables=tfs,
                           node_person=member_ids.group_by("node_id").agg(pl.col("person_id").first()), edges=edges)
-        # the members' record keys (the rows a run may change or queue for review), read while
-        # the delivery is scored
-        keys = pl.concat([records.select("record_id", "agency", "entity", "record_key"),
-                          _record_keys(con, members["record_id"])])
         scored = scoring.result()
     read_seconds = round(time.perf_counter() - t0, 2)
     inc = link_increment(state, records.drop(LAKE_ONLY), run_id=run_id, progress=progress,
@@ -570,6 +557,8 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
         first = member_ids.group_by("node_id").agg(pl.col("record_id").first())
         review = review.with_columns(pl.col(c).replace(first["node_id"], first["record_id"])
                                      for c in ("record_id_l", "record_id_r"))
+    keys = pl.concat([records.select("record_id", "agency", "entity", "record_key"),
+                      members.select("record_id", "agency", "entity", "record_key")])
     rows = changed.join(node_of, on="record_id", how="left").join(keys, on="record_id")
     metrics |= inc.metrics | {
         "persons": _persons_before(con, plan.last_run) + inc.metrics["persons_change"],
