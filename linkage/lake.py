@@ -58,7 +58,7 @@ from linkage import stored_state
 from linkage.incremental import (LinkState, candidate_existing, delivery_nodes, link_increment, model_rules,
                                  population_key_hashes, score_delivery, tf_from_counts, value_counts)
 from linkage.pipeline import link_records
-from linkage.stored_state import node_tokens, open_nodes, seal_nodes
+from linkage.stored_state import node_tokens, open_nodes, seal_nodes, with_person_tokens
 from linkage.tokens import token_key
 from sources.registry import AGENCIES
 from tapestry import lakehouse
@@ -402,11 +402,12 @@ class _Outcome:
 
 
 def _with_node_ids(nodes: pl.DataFrame, records: pl.DataFrame, key: bytes) -> tuple[pl.DataFrame, pl.Series]:
-    """Nodes with their ``node_id`` token, and the delivery each was derived from (that of its
+    """Nodes with their ``node_id`` token (and their source person id as a token: the form that is
+    sealed and scored, ``with_person_tokens``), and the delivery each was derived from (that of its
     representative record, whose id is the node's ``unique_id``)."""
     delivery = nodes.select("unique_id").join(records.select(pl.col("record_id").alias("unique_id"), "delivery_id"),
                                               on="unique_id", how="left", maintain_order="left")["delivery_id"]
-    return nodes.with_columns(node_tokens(nodes, key)), delivery
+    return with_person_tokens(nodes.with_columns(node_tokens(nodes, key)), key), delivery
 
 
 def _link_full(con, keyring: Keyring, key: bytes, plan: _Plan, run_dir: Path, run_id: str, progress,
@@ -516,7 +517,7 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
     if stored.unreadable or population_nodes.height == 0:
         progress(f"{stored.unreadable:,} sealed node(s) could not be opened")
         return None
-    if set(population_nodes.columns) | {"unique_id"} != set(new_nodes.columns):
+    if dict(population_nodes.schema) != {c: t for c, t in new_nodes.schema.items() if c != "unique_id"}:
         progress("the sealed features predate a change of the standardised features")
         return None
     # a delivered node identical to an existing one joins its person directly; the others are

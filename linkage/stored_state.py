@@ -13,6 +13,9 @@ Re-deriving them from the vault means decrypting and standardising every record,
   next link is then a full one.
 - ``linked.person_record.node_id``: the node of each record, a keyed token of the node's
   features (``linkage.tokens``): equal features give equal ids, run after run.
+- ``source_person_id`` is sealed (and a delivery scored) as its keyed token (``with_person_tokens``):
+  the model only compares it for equality. Features sealed before that read as outdated (the
+  schema differs) and the next run is a full one.
 
 Reading the sealed features back is one decryption per delivery and an Arrow read (well under a
 second for a million nodes), against tens of seconds to decrypt and standardise the vault.
@@ -39,6 +42,17 @@ def node_tokens(nodes: pl.DataFrame, key: bytes) -> pl.Series:
     """Token of each node's features (``linked.person_record.node_id``)."""
     return tokens(nodes.select(message("node", NODE_TOKEN_COLUMNS, nulls_as_marker=True)).to_series(), key).alias(
         "node_id")
+
+
+def with_person_tokens(nodes: pl.DataFrame, key: bytes) -> pl.DataFrame:
+    """``source_person_id`` (the agency's own person id, ~70 characters) replaced by its keyed
+    token (Int64): what is sealed, and what a delivery is scored with. The model only asks
+    equality of it (a blocking rule, an exact-match comparison), and as text it was 40% of the
+    sealed features' bytes, decrypted and read at every incremental run."""
+    if "source_person_id" not in nodes.columns:
+        return nodes
+    person = nodes.select(message("source_person", ["source_person_id"])).to_series()
+    return nodes.with_columns(tokens(person, key).alias("source_person_id"))
 
 
 def seal_nodes(nodes: pl.DataFrame, delivery_of: pl.Series, keyring: Keyring, run_id: str) -> pl.DataFrame:

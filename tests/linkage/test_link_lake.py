@@ -261,3 +261,38 @@ def test_a_link_run_overtaken_by_another_writes_nothing(linked_lake):
         link_lake(settings, full=True, progress=meanwhile)
     runs = _runs(settings)
     assert runs.height == before + 1 and runs["run_id"][-1] == others[0]  # only the other run wrote
+
+
+def test_features_sealed_in_an_older_form_make_the_next_delivery_a_full_run(linked_lake):
+    """Sealed features whose schema differs from what a run derives now (here: the source person
+    id as text, as sealed before it was a token) are not scored against: a full run re-seals."""
+    from governance.keys import Keyring
+    from governance.vault import SealedFrame, open_frame, seal_frame
+    from linkage.lake import link_lake
+    from linkage.stored_state import PURPOSE, open_nodes
+
+    settings, _, _ = linked_lake
+    keyring = Keyring.open(settings)
+    with lakehouse.connect(settings) as con:
+        assert open_nodes(con, keyring)[0].schema["source_person_id"] == pl.Int64  # sealed as a token
+        rows = con.sql("SELECT * FROM linked.node_features").pl()
+        older = []
+        for row in rows.iter_rows(named=True):
+            frame = open_frame(SealedFrame(row["delivery_id"], row["key_id"], row["nonce"], row["ciphertext"],
+                                           row["nodes"]), PURPOSE, keyring).collect()
+            sealed = seal_frame(frame.with_columns(pl.col("source_person_id").cast(pl.String)), row["delivery_id"],
+                                PURPOSE, keyring)
+            older.append(row | {"nonce": sealed.nonce, "ciphertext": sealed.ciphertext})
+        con.execute("DELETE FROM linked.node_features")
+        con.register("_older", pl.DataFrame(older, schema=rows.schema).to_arrow())
+        con.execute("INSERT INTO linked.node_features SELECT * FROM _older")
+        # the last delivery as if it had not been linked yet
+        last = con.sql("SELECT delivery_id FROM linked.delivery ORDER BY run_id DESC, delivery_id LIMIT 1").fetchone()[0]
+        agency = con.execute("SELECT agency FROM raw.deliveries WHERE delivery_id = ?", [last]).fetchone()[0]
+        con.execute("DELETE FROM linked.delivery WHERE delivery_id = ?", [last])
+        con.execute("DELETE FROM linked.person_record WHERE agency = ? AND record_key IN (SELECT record_key FROM "
+                    "raw.police__occurrences WHERE _delivery_id = ?)", [agency, last])
+    result = link_lake(settings, progress=lambda _: None)
+    assert result.mode == "full" and result.metrics["mode_reason"] == "sealed features unreadable or outdated"
+    with lakehouse.connect(settings, read_only=True) as con:
+        assert open_nodes(con, keyring)[0].schema["source_person_id"] == pl.Int64
