@@ -286,12 +286,14 @@ def test_features_sealed_in_an_older_form_make_the_next_delivery_a_full_run(link
         con.execute("DELETE FROM linked.node_features")
         con.register("_older", pl.DataFrame(older, schema=rows.schema).to_arrow())
         con.execute("INSERT INTO linked.node_features SELECT * FROM _older")
-        # the last delivery as if it had not been linked yet
-        last = con.sql("SELECT delivery_id FROM linked.delivery ORDER BY run_id DESC, delivery_id LIMIT 1").fetchone()[0]
-        agency = con.execute("SELECT agency FROM raw.deliveries WHERE delivery_id = ?", [last]).fetchone()[0]
+        # the latest police file as if it had not been linked yet
+        last = con.sql("SELECT delivery_id FROM raw.current_deliveries JOIN raw.police__occurrences "
+                       "ON _delivery_id = delivery_id ORDER BY loaded_at DESC LIMIT 1").fetchone()[0]
         con.execute("DELETE FROM linked.delivery WHERE delivery_id = ?", [last])
-        con.execute("DELETE FROM linked.person_record WHERE agency = ? AND record_key IN (SELECT record_key FROM "
-                    "raw.police__occurrences WHERE _delivery_id = ?)", [agency, last])
+        unlinked = con.execute("DELETE FROM linked.person_record WHERE agency = 'police' AND entity = 'occurrences' "
+                               "AND record_key IN (SELECT record_key FROM raw.police__occurrences "
+                               "WHERE _delivery_id = ?)", [last]).fetchone()[0]
+    assert unlinked > 0
     result = link_lake(settings, progress=lambda _: None)
     assert result.mode == "full" and result.metrics["mode_reason"] == "sealed features unreadable or outdated"
     with lakehouse.connect(settings, read_only=True) as con:
