@@ -16,8 +16,9 @@ edges         scored pairs among the nodes (id_l, id_r, match_probability >= 0.5
 ``link_increment(state, new_records)``:
 1. standardise the new records, collapse exact duplicates (with each other and with existing
    nodes: a repeated record joins its node and person directly);
-2. score new x existing (``predict_between``) and new x new (``predict_within``) with the
-   saved model and the population's registered term-frequency tables;
+2. score new x existing and new x new with the saved model and the population's registered
+   term-frequency tables (``score_delivery``: one ``predict_between`` of (candidates + delivery)
+   x delivery, the pairs ``predict_between`` + ``predict_within`` would give);
 3. affected persons = existing persons with a pair >= the cluster threshold to a new node;
    re-cluster their nodes + the new nodes only (same chaining guard as the full run), from the
    stored pairs among them (``LinkState.edges``), or re-scored when the state has none;
@@ -187,7 +188,7 @@ def population_key_hashes(existing: pl.DataFrame, rules: list[str] | None = None
     e = with_key_columns(existing)
     usable = {n: key for n, key in enumerate(keys) if set(key.existing) <= set(e.columns)}
     if not usable:
-        return pl.DataFrame(schema={"_none": pl.UInt64})
+        return pl.DataFrame()
     hashed = _column_hashes(e, [c for key in usable.values() for c in key.existing])
     no_dob = e["dob"].is_null() if "dob" in e.columns else pl.repeat(True, e.height, eager=True)
     return hashed.with_columns(_no_dob=no_dob).select(**{
