@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import csv
 from functools import lru_cache
+from typing import Callable
 from pathlib import Path
 
 import polars as pl
@@ -165,6 +166,23 @@ def parse_dob(column: str, dtype: pl.DataType) -> list[pl.Expr]:
     ]
 
 
+def _dob_features(distinct: pl.DataFrame, column: str) -> pl.DataFrame:
+    """``parse_dob`` over distinct values. Values that already are valid ISO dates (most, for
+    most agencies) are their own ``dob`` and skip the general parser, whose result for them is
+    the same: a 1% delivery, 0.09 -> 0.01 s."""
+    dtype = distinct.schema[column]
+    if dtype != pl.String:
+        return distinct.lazy().with_columns(parse_dob(column, dtype)).collect()
+    text = pl.col(column)
+    as_is = (text.str.contains(r"^\d{4}-\d{2}-\d{2}$")
+             & (text.str.to_date("%Y-%m-%d", strict=False).dt.strftime("%Y-%m-%d") == text)).fill_null(False)
+    marked = distinct.with_columns(_as_is=as_is)
+    return pl.concat([
+        marked.filter("_as_is").select(column, text.alias("dob"), pl.lit(False).alias("dob_swap_repaired")),
+        marked.filter(~pl.col("_as_is")).lazy().select(column, *parse_dob(column, dtype)).collect(),
+    ])
+
+
 # --------------------------------------------------------------------------- postcodes
 _UK_POSTCODE = r"^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][ABD-HJLNP-UW-Z]{2}$"
 
@@ -236,11 +254,15 @@ def _sex(expr: pl.Expr) -> pl.Expr:
 
 
 # --------------------------------------------------------------------------- frame
-def _via_unique(frame: pl.DataFrame, column: str, exprs: list[pl.Expr]) -> pl.DataFrame:
-    """Evaluate ``exprs`` (over ``column``) once per distinct value and join back: names and
-    postcodes repeat a lot, and the text clean-up is the costly part."""
+def _via_unique(frame: pl.DataFrame, column: str, derive: list[pl.Expr] | Callable[[pl.DataFrame], pl.DataFrame]
+                ) -> pl.DataFrame:
+    """Derive columns from ``column`` once per distinct value (``derive``: expressions, or a
+    function of the distinct values' frame) and join them back: names and postcodes repeat a
+    lot, and the text clean-up is the costly part. Expressions lazily: an eager
+    ``with_columns`` does not share common sub-expressions (each postcode output cleaned the
+    text again; a 1% delivery's postcodes 0.067 -> 0.019 s)."""
     distinct = frame.select(pl.col(column)).unique().drop_nulls()
-    mapped = distinct.with_columns(exprs)
+    mapped = derive(distinct) if callable(derive) else distinct.lazy().with_columns(derive).collect()
     return frame.join(mapped, on=column, how="left", maintain_order="left")
 
 
@@ -255,7 +277,7 @@ def standardise(records: pl.DataFrame) -> pl.DataFrame:
     if "dob" not in frame.columns:
         frame = frame.with_columns(pl.lit(None, pl.String).alias("dob"))
     # dates of birth and NHS numbers repeat too: parsed / validated once per distinct value
-    frame = _via_unique(frame.rename({"dob": "_dob_raw"}), "_dob_raw", parse_dob("_dob_raw", frame.schema["dob"]))
+    frame = _via_unique(frame.rename({"dob": "_dob_raw"}), "_dob_raw", lambda d: _dob_features(d, "_dob_raw"))
     frame = _via_unique(frame, "nhs_number", [valid_nhs_number(pl.col("nhs_number")).alias("_nhs")])
 
     frame = _via_unique(frame, "forename", [_drop_words(clean_text(pl.col("forename")).str.split(" "), TITLES)
@@ -267,7 +289,8 @@ def standardise(records: pl.DataFrame) -> pl.DataFrame:
     fore_words, sur_words = pl.col("_fw"), pl.col("_sw")
     middle = pl.concat_str(fore_words.list.slice(1).list.join(" "), pl.col("_mc").fill_null(""),
                            separator=" ").str.strip_chars()
-    out = frame.select(
+    # lazily, for the common sub-expressions (see _via_unique)
+    out = frame.lazy().select(
         pl.col("record_id").cast(pl.String).alias("unique_id"),
         pl.col("source").cast(pl.String).fill_null("input").alias("source_dataset"),
         fore_words.list.first().alias("forename_std"),
@@ -294,7 +317,7 @@ def standardise(records: pl.DataFrame) -> pl.DataFrame:
     out = out.with_columns(
         pl.when((day.cast(pl.Int32, strict=False) <= 12) & (day != month)).then(swapped).alias("dob_swapped"),
         year.alias("dob_year"),
-    )
+    ).collect()
     out = _via_unique(out, "forename_std", [soundex(pl.col("forename_std")).alias("forename_sx")])
     out = _via_unique(out, "surname_std", [soundex(pl.col("surname_std")).alias("surname_sx")])
     out = _with_aliases(out)

@@ -1,6 +1,8 @@
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from linkage.standardise import (alias_table, clean_text, parse_dob, soundex, standardise, valid_crn,
                                  valid_nhs_number, valid_pnc_id, valid_upn)
@@ -54,6 +56,22 @@ def test_dob_formats_and_swap_evidence():
 
     dates = pl.DataFrame({"record_id": ["a"], "dob": [datetime.date(1990, 1, 2)]})
     assert standardise(dates)["dob"].to_list() == ["1990-01-02"]
+
+
+ISO_ISH = st.one_of(
+    st.builds(lambda y, m, d, sep: f"{y:04d}{sep}{m:02d}{sep}{d:02d}", st.integers(0, 9999), st.integers(0, 40),
+              st.integers(0, 40), st.sampled_from(["-", "/", "."])),
+    st.builds(lambda y, m, d: f"{d}/{m}/{y}", st.integers(1000, 2999), st.integers(0, 40), st.integers(0, 40)),
+    st.text(alphabet="0123456789-/ ", max_size=12))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(ISO_ISH, min_size=1, max_size=30))
+def test_dob_fast_path_for_iso_dates_gives_the_general_parsers_result(values):
+    # standardise reads values that already are ISO dates as they are; the general parser must agree
+    frame = pl.DataFrame({"record_id": [str(i) for i in range(len(values))], "dob": values})
+    general = frame.select(parse_dob("dob", pl.String))
+    assert standardise(frame).select("dob", "dob_swap_repaired").to_dicts() == general.to_dicts()
 
 
 def test_postcodes():
