@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import polars as pl
 
@@ -286,16 +287,40 @@ def scored_frame(db_api, predictions) -> pl.DataFrame:
     return db_api.duckdb_con.execute(sql).pl()
 
 
+@lru_cache(maxsize=1)
+def _scoring_api_class():
+    """Splink's DuckDB API, with the columns of the frames we register read once: Splink asks
+    for an input table's columns a dozen times per prediction (each an information_schema query
+    and a sqlglot parse of every name, ~0.1 s in all for a delivery), and a registered frame
+    never changes."""
+    from splink import DuckDBAPI
+    from splink.internals.duckdb.dataframe import DuckDBDataFrame
+
+    class RegisteredFrame(DuckDBDataFrame):
+        @property
+        def columns(self):
+            if "_columns" not in self.__dict__:
+                self.__dict__["_columns"] = super().columns
+            return list(self.__dict__["_columns"])
+
+    class ScoringAPI(DuckDBAPI):
+        def _create_backend_table(self, input_table, templated_name, overwrite=False):
+            frame = super()._create_backend_table(input_table, templated_name, overwrite)
+            return RegisteredFrame(frame.templated_name, frame.physical_name, self)
+
+    return ScoringAPI
+
+
 def _scoring_linker(frames: dict[str, pl.DataFrame], model: dict, tfs: dict[str, pl.DataFrame]):
     """A Splink linker over ``frames`` (name -> nodes) with the saved model and registered term
     frequencies, on its own DuckDB: (connection, db_api, linker, registered tables)."""
     import duckdb
-    from splink import DuckDBAPI, Linker
+    from splink import Linker
 
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = false")
     con.execute(f"SET memory_limit = '{M.DUCKDB_MEMORY_LIMIT}'")
-    db_api = DuckDBAPI(connection=con)
+    db_api = _scoring_api_class()(connection=con)
     tables = {name: _register(db_api, frame, name) for name, frame in frames.items()}
     # the saved model was validated when it was trained: re-validating costs ~0.2 s per run
     linker = Linker(list(tables.values()), dict(model), log_level=M.SPLINK_LOG_LEVEL, validate_settings=False)
