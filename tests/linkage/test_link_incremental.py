@@ -147,3 +147,31 @@ def test_one_scoring_call_gives_the_pairs_of_predict_between_and_predict_within(
 
     assert within.height > 0 and between.height > 0
     assert pairs(got).equals(pairs(pl.concat([between, within], how="diagonal_relaxed")))
+
+
+def test_scoring_reads_registered_columns_once_and_scores_as_plain_splink(split_run, monkeypatch):
+    from splink import DuckDBAPI
+
+    from linkage import incremental
+    from linkage.incremental import candidate_existing, delivery_nodes, model_rules, score_delivery, tf_tables
+
+    state, delivery = split_run[4].state, split_run[3]
+    new_nodes = delivery_nodes(delivery)[0].select(state.nodes.columns)
+    candidates = candidate_existing(state.nodes, new_nodes, model_rules(state.model))
+    tfs = state.tf_tables or tf_tables(state.nodes)
+    api = incremental._scoring_api_class()
+    lookups = []
+    run_sql = api._execute_sql_against_backend
+
+    def counted(self, sql, *args, **kwargs):
+        if "information_schema.columns" in sql:
+            lookups.append(sql.rsplit("=", 1)[1].strip(" '"))
+        return run_sql(self, sql, *args, **kwargs)
+
+    monkeypatch.setattr(api, "_execute_sql_against_backend", counted)
+    got = score_delivery(candidates, new_nodes, state.model, tfs)
+    assert sorted(lookups) == ["delivery", "existing"]  # Splink asks a dozen times; read once each
+    monkeypatch.setattr(incremental, "_scoring_api_class", lambda: DuckDBAPI)
+    plain = score_delivery(candidates, new_nodes, state.model, tfs)
+    assert got.height > 0
+    assert got.sort("id_l", "id_r").equals(plain.sort("id_l", "id_r"))
