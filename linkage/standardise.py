@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import csv
 from functools import lru_cache
-from typing import Callable
 from pathlib import Path
+from typing import Callable
 
 import polars as pl
 

@@ -121,15 +121,23 @@ def test_candidate_filter_without_a_key_for_a_rule_keeps_everything(small_people
     assert candidate_existing(existing, delivery, ["l.sex = r.sex"]).height == existing.height
 
 
-def test_one_scoring_call_gives_the_pairs_of_predict_between_and_predict_within(split_run):
-    from linkage.incremental import (_score_within, _scoring_linker, candidate_existing, delivery_nodes, model_rules,
-                                     score_delivery, scored_frame, tf_tables)
-    from linkage.pipeline import PREDICT_THRESHOLD
+@pytest.fixture(scope="module")
+def scoring_inputs(split_run):
+    """What ``score_delivery`` takes for the split run's delivery: the state, the delivery's
+    nodes, their candidate existing nodes and the term frequencies."""
+    from linkage.incremental import candidate_existing, delivery_nodes, model_rules, tf_tables
 
     state, delivery = split_run[4].state, split_run[3]
     new_nodes = delivery_nodes(delivery)[0].select(state.nodes.columns)
     candidates = candidate_existing(state.nodes, new_nodes, model_rules(state.model))
-    tfs = state.tf_tables or tf_tables(state.nodes)
+    return state, new_nodes, candidates, state.tf_tables or tf_tables(state.nodes)
+
+
+def test_one_scoring_call_gives_the_pairs_of_predict_between_and_predict_within(scoring_inputs):
+    from linkage.incremental import _score_within, _scoring_linker, score_delivery, scored_frame
+    from linkage.pipeline import PREDICT_THRESHOLD
+
+    state, new_nodes, candidates, tfs = scoring_inputs
     got = score_delivery(candidates, new_nodes, state.model, tfs)
     # Splink's two calls
     within = _score_within(new_nodes, state.model, tfs)
@@ -149,16 +157,13 @@ def test_one_scoring_call_gives_the_pairs_of_predict_between_and_predict_within(
     assert pairs(got).equals(pairs(pl.concat([between, within], how="diagonal_relaxed")))
 
 
-def test_scoring_reads_registered_columns_once_and_scores_as_plain_splink(split_run, monkeypatch):
+def test_scoring_reads_registered_columns_once_and_scores_as_plain_splink(scoring_inputs, monkeypatch):
     from splink import DuckDBAPI
 
     from linkage import incremental
-    from linkage.incremental import candidate_existing, delivery_nodes, model_rules, score_delivery, tf_tables
+    from linkage.incremental import score_delivery
 
-    state, delivery = split_run[4].state, split_run[3]
-    new_nodes = delivery_nodes(delivery)[0].select(state.nodes.columns)
-    candidates = candidate_existing(state.nodes, new_nodes, model_rules(state.model))
-    tfs = state.tf_tables or tf_tables(state.nodes)
+    state, new_nodes, candidates, tfs = scoring_inputs
     api = incremental._scoring_api_class()
     lookups = []
     run_sql = api._execute_sql_against_backend
