@@ -101,6 +101,7 @@ def _instrument(sampler: _Sampler) -> list[dict]:
     their peak RSS; returns the log. link_lake's own phase timings are in its metrics."""
     import governance.identities as identities
     import linkage.lake as lake
+    import linkage.stored_state as stored_state
 
     calls: list[dict] = []
 
@@ -120,9 +121,10 @@ def _instrument(sampler: _Sampler) -> list[dict]:
 
         setattr(module, name, timed)
 
-    for name in ("person_records", "current_rows", "open_nodes", "link_records", "link_increment",
-                 "evaluate_lake_assignment", "_write"):
+    for name in ("person_records", "current_rows", "link_records", "link_increment", "evaluate_lake_assignment",
+                 "_write"):
         wrap(lake, name, name)
+    wrap(stored_state, "open_sealed", "open_sealed")  # the sealed population decrypted and read (incremental)
     wrap(identities, "decrypt_identifiers", "decrypt_identifiers")  # AES-GCM + JSON decode, per (agency, entity)
     return calls
 

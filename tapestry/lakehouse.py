@@ -234,18 +234,6 @@ def connect(settings: Settings | None = None, read_only: bool = False) -> Iterat
             con.close()
 
 
-@contextlib.contextmanager
-def cursor(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A second connection to ``con``'s database (the lakehouse attached, as ``con``), for a
-    thread that reads while ``con`` is busy: one DuckDB connection serves one thread at a time."""
-    other = con.cursor()
-    try:
-        other.execute(f"USE {ALIAS}")
-        yield other
-    finally:
-        other.close()
-
-
 def _quote(text: str) -> str:
     return text.replace("'", "''")
 
