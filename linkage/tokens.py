@@ -14,6 +14,8 @@ a few seconds on 2 cores).
 """
 from __future__ import annotations
 
+import functools
+
 import duckdb
 import numpy as np
 import polars as pl
@@ -41,7 +43,7 @@ def tokens(messages: pl.Series, key: bytes) -> pl.Series:
     valid = messages.is_not_null().to_numpy()
     present = messages.filter(messages.is_not_null())
     if len(present):
-        con = duckdb.connect()
+        con = _digests().cursor()
         try:
             con.register("_messages", pa.table({"m": present.cast(pl.String).to_arrow()}))
             # md5_number is the digest read as a little-endian 128-bit number: its two halves,
@@ -57,6 +59,13 @@ def tokens(messages: pl.Series, key: bytes) -> pl.Series:
         out[valid] = (np.frombuffer(encrypted, dtype="<u8")[::2] & _MASK).astype(np.int64)
     series = pl.Series(messages.name, out, dtype=pl.Int64)
     return series.scatter(np.flatnonzero(~valid), None) if not valid.all() else series
+
+
+@functools.lru_cache(maxsize=1)
+def _digests() -> duckdb.DuckDBPyConnection:
+    """One in-memory DuckDB for the digests, each call on its own cursor: opening a database
+    costs ~7 ms, and a run computes tokens several times."""
+    return duckdb.connect()
 
 
 def message(name: str, columns: list[str] | tuple[str, ...], *, nulls_as_marker: bool = False) -> pl.Expr:
