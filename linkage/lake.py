@@ -343,6 +343,9 @@ def link_lake(settings: Settings, *, full: bool = False, truth: Path | None = No
     # that ingestion can go on while it links, and checks before writing that no other link run
     # wrote meanwhile (ConcurrentLinkRun).
     with lakehouse.connect(settings) as con:
+        # planning and reading in one transaction: one snapshot of the lake for all of it (and
+        # DuckLake looks the snapshot up once, not at every query: ~1.5 ms less per query)
+        con.execute("BEGIN TRANSACTION")
         existing = lakehouse.tables(con)
         plan = _plan(con, full, existing)
         if plan.mode == "incremental":
@@ -357,11 +360,12 @@ def link_lake(settings: Settings, *, full: bool = False, truth: Path | None = No
                                             existing)
                     if out is None:  # sealed features unreadable (a key shredded meanwhile) or of older features
                         plan = replace(plan, mode="full", reason="sealed features unreadable or outdated")
-            if out is not None:
-                lap("link")
-                out.metrics |= {"mode": plan.mode, "mode_reason": plan.reason}
-                _write(con, run_id, plan, started, out, existing)
-                lap("write")
+        con.execute("ROLLBACK")  # nothing written yet: _write commits in its own transaction
+        if out is not None:
+            lap("link")
+            out.metrics |= {"mode": plan.mode, "mode_reason": plan.reason}
+            _write(con, run_id, plan, started, out, existing)
+            lap("write")
     if out is None:
         with lakehouse.connect(settings, read_only=True) as con:
             out = _link_full(con, keyring, key, plan, run_dir, run_id, progress, seconds, t0)
