@@ -338,22 +338,33 @@ def score_delivery(candidates: pl.DataFrame, new_nodes: pl.DataFrame, model: dic
     saved model: id_l, id_r, match_probability, match_weight, mw_* for the pairs at or above the
     predict threshold. One Splink ``predict_between`` (candidates + delivery) x delivery, which
     costs ~0.1 s less than ``predict_between`` and ``predict_within`` (the same pairs and weights,
-    measured at 1M): it pairs each delivered node with itself, which is dropped, and each pair
-    of delivered nodes twice, kept as id_l < id_r."""
+    measured at 1M). Its rules pair a delivered node on the left (the delivery's copy) only with
+    the delivered nodes after it: not with itself, and each pair of delivered nodes once, as
+    id_l < id_r (1M: 80,330 -> 67,340 pairs compared)."""
     from linkage.pipeline import PREDICT_THRESHOLD
 
     if new_nodes.height == 0:
         return pl.DataFrame(schema=_NO_PAIRS)
-    con, db_api, linker, tables = _scoring_linker(
-        {"existing": pl.concat([candidates, new_nodes.select(candidates.columns)]), "delivery": new_nodes}, model, tfs)
+    delivered = {"existing": pl.concat([candidates.with_columns(_delivered=pl.lit(False)),
+                                        new_nodes.select(candidates.columns).with_columns(_delivered=pl.lit(True))]),
+                 "delivery": new_nodes.select(candidates.columns).with_columns(_delivered=pl.lit(True))}
+    con, db_api, linker, tables = _scoring_linker(delivered, _each_delivered_pair_once(model), tfs)
     try:
-        scored = scored_frame(db_api, linker.inference.predict_between(
+        return scored_frame(db_api, linker.inference.predict_between(
             tables["existing"], tables["delivery"], threshold_match_probability=PREDICT_THRESHOLD,
             warning_mode="never"))
     finally:
         con.close()
-    delivered = pl.col("id_l").is_in(new_nodes["unique_id"].cast(pl.String).implode())
-    return scored.filter(~delivered | (pl.col("id_l") < pl.col("id_r")))
+
+
+def _each_delivered_pair_once(model: dict) -> dict:
+    """The model with every prediction rule also requiring ``_delivered`` on the left to pair
+    only with a greater unique id on the right (``score_delivery``); the rules of the saved model
+    otherwise unchanged."""
+    once = "(NOT l._delivered OR l.unique_id < r.unique_id)"
+    rules = [{**rule, "blocking_rule": f"({rule['blocking_rule']}) AND {once}"} if isinstance(rule, dict)
+             else f"({rule}) AND {once}" for rule in model["blocking_rules_to_generate_predictions"]]
+    return {**model, "blocking_rules_to_generate_predictions": rules}
 
 
 def _score_within(nodes: pl.DataFrame, model: dict, tfs: dict[str, pl.DataFrame]) -> pl.DataFrame:
