@@ -173,14 +173,15 @@ def person_records(con: duckdb.DuckDBPyConnection, keyring: Keyring, rows: pl.Da
         return inherit_person_details(_decrypted(con, keyring, current_rows(con), subset=False)).select(RECORD_COLUMNS)
     records = _decrypted(con, keyring, rows, subset=True)
     needy = records.filter(~_HAS_DETAILS)
-    if needy.height:
-        keys = needy.select("agency", key=pl.coalesce("person_key", "record_key")).unique()
-        donor_rows = current_rows(con, person_keys=keys, existing=existing).join(
-            records.select("agency", "entity", "record_key"), on=["agency", "entity", "record_key"], how="anti")
-        if donor_rows.height:
-            pool = pl.concat([records, _decrypted(con, keyring, donor_rows, subset=True)], how="diagonal_relaxed")
-            return inherit_person_details(pool).join(records.select("record_id"), on="record_id", how="semi").select(
-                RECORD_COLUMNS)
+    if needy.height == 0:  # nothing to inherit (a police delivery: 0.03 s saved)
+        return records.select(RECORD_COLUMNS)
+    keys = needy.select("agency", key=pl.coalesce("person_key", "record_key")).unique()
+    donor_rows = current_rows(con, person_keys=keys, existing=existing).join(
+        records.select("agency", "entity", "record_key"), on=["agency", "entity", "record_key"], how="anti")
+    if donor_rows.height:
+        pool = pl.concat([records, _decrypted(con, keyring, donor_rows, subset=True)], how="diagonal_relaxed")
+        return inherit_person_details(pool).join(records.select("record_id"), on="record_id", how="semi").select(
+            RECORD_COLUMNS)
     return inherit_person_details(records).select(RECORD_COLUMNS)
 
 
