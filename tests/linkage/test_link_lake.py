@@ -298,3 +298,50 @@ def test_features_sealed_in_an_older_form_make_the_next_delivery_a_full_run(link
     assert result.mode == "full" and result.metrics["mode_reason"] == "sealed features unreadable or outdated"
     with lakehouse.connect(settings, read_only=True) as con:
         assert open_nodes(con, keyring)[0].schema["source_person_id"] == pl.Int64
+
+
+def test_an_incremental_run_queries_the_lake_from_one_thread(linked_lake, monkeypatch):
+    """The population is opened in a second thread, but the lake is queried only from the run's
+    own: a second connection querying it at the same time waits in the SQLite catalog's busy
+    handler, which sleeps a whole second (at 1M persons, 1 run in 2 took ~1 s longer)."""
+    import contextlib
+    import threading
+
+    from linkage import lake
+
+    settings, _, _ = linked_lake
+    with lakehouse.connect(settings) as con:  # the latest police file as if it were new
+        last = con.sql("SELECT delivery_id FROM raw.current_deliveries JOIN raw.police__occurrences "
+                       "ON _delivery_id = delivery_id ORDER BY loaded_at DESC LIMIT 1").fetchone()[0]
+        con.execute("DELETE FROM linked.delivery WHERE delivery_id = ?", [last])
+        con.execute("DELETE FROM linked.node_features WHERE delivery_id = ?", [last])
+        con.execute("DELETE FROM linked.person_record WHERE agency = 'police' AND entity = 'occurrences' "
+                    "AND record_key IN (SELECT record_key FROM raw.police__occurrences WHERE _delivery_id = ?)", [last])
+    threads = set()
+    opened = lakehouse.connect
+
+    class Recording:  # the run's connection, noting the thread of every query
+        def __init__(self, con):
+            self._con = con
+
+        def __getattr__(self, name):
+            attribute = getattr(self._con, name)
+            if name not in ("execute", "sql", "cursor"):
+                return attribute
+
+            def call(*args, **kwargs):
+                threads.add(threading.current_thread().name)
+                result = attribute(*args, **kwargs)
+                return Recording(result) if name == "cursor" else result  # a cursor's queries count too
+            return call
+
+    @contextlib.contextmanager
+    def recording(*args, **kwargs):
+        with opened(*args, **kwargs) as con:
+            yield Recording(con)
+
+    monkeypatch.setattr(lake.lakehouse, "connect", recording)
+    result = lake.link_lake(settings, progress=lambda _: None)
+    assert result.mode == "incremental" and result.metrics["new_records"] > 0
+    assert result.metrics["scored_existing_nodes"] > 0  # the delivery was scored against the population
+    assert threads == {threading.current_thread().name}
