@@ -424,9 +424,14 @@ def _link_full(con, keyring: Keyring, key: bytes, plan: _Plan, run_dir: Path, ru
     if records.height == 0:
         raise LookupError("no person records in the lakehouse yet: load deliveries first (tapestry run)")
     progress(f"full link of {records.height:,} records ({plan.reason})")
-    result = link_records(records.drop(LAKE_ONLY), run_dir=run_dir,
+    # the identifiers go to link_records alone, which releases them once standardised: only the
+    # keys stay here
+    canonical = records.drop(LAKE_ONLY)
+    records = records.select("record_id", *LAKE_ONLY)
+    result = link_records(canonical, run_dir=run_dir,
                           previous=previous.select("record_id", "person_id") if previous.height else None,
-                          run_id=run_id, progress=progress, keep_state=True)
+                          run_id=run_id, progress=progress, keep_state=True, release_identifiers=True)
+    del canonical
     result.linker = None  # frees Splink's DuckDB
     t_seal = time.perf_counter()
     nodes, delivery = _with_node_ids(result.state.nodes, records, key)

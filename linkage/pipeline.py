@@ -97,9 +97,13 @@ def link_records(
     id_key: bytes | None = None,
     threads: int | None = None,
     keep_state: bool = False,
+    release_identifiers: bool = False,
     progress=print,
 ) -> LinkResult:
-    """Link canonical person records. ``previous`` (record_id, person_id) keeps ids stable."""
+    """Link canonical person records. ``previous`` (record_id, person_id) keeps ids stable.
+    ``release_identifiers``: drop every column of ``records`` but record_id, in place, once they
+    are standardised, so that the identifiers are not held through training and scoring (a
+    caller that keeps no other reference to them; 1M persons: ~0.4 GB less at the peak)."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
 
@@ -109,6 +113,9 @@ def link_records(
     validate_records(records)
     progress(f"standardising {records.height:,} records")
     raw, raw_of = distinct_raw(records)
+    if release_identifiers and raw is not records:
+        for column in [c for c in records.columns if c != "record_id"]:
+            records.drop_in_place(column)
     features = standardise(raw)
     del raw
     nodes, node_of = collapse(features)

@@ -213,6 +213,20 @@ def test_long_record_ids_link_as_well_as_short_ones(small_people):
     assert f_long >= 0.9 and abs(f_long - f_short) < 0.01
 
 
+def test_released_identifiers_leave_the_caller_only_record_ids_and_the_same_persons(small_people):
+    """The full link hands its identifiers to link_records, which drops them once standardised
+    (not held through training and scoring); the persons are those of a run that keeps them."""
+    records, truth = small_people
+    kept = link_records(records, progress=lambda _: None, id_key=b"k" * 32).assignments
+    given = records.clone()
+    released = link_records(given, progress=lambda _: None, id_key=b"k" * 32, release_identifiers=True).assignments
+    assert given.columns == ["record_id"] and given.height == records.height
+    assert records.width > 1  # the caller's other frames are untouched
+    same = kept.join(released, on="record_id", suffix="_r")
+    assert same.height == records.height
+    assert pairwise_metrics(same["person_id"], same["person_id_r"])["pairwise_f1"] == 1.0
+
+
 def test_link_eval_scores_the_lake_against_truth(linked_lake, tmp_path):
     from linkage.evaluation import evaluate_lake
 
