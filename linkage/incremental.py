@@ -345,10 +345,10 @@ def score_delivery(candidates: pl.DataFrame, new_nodes: pl.DataFrame, model: dic
 
     if new_nodes.height == 0:
         return pl.DataFrame(schema=_NO_PAIRS)
-    delivered = {"existing": pl.concat([candidates.with_columns(_delivered=pl.lit(False)),
-                                        new_nodes.select(candidates.columns).with_columns(_delivered=pl.lit(True))]),
-                 "delivery": new_nodes.select(candidates.columns).with_columns(_delivered=pl.lit(True))}
-    con, db_api, linker, tables = _scoring_linker(delivered, _each_delivered_pair_once(model), tfs)
+    delivery = new_nodes.select(candidates.columns).with_columns(_delivered=pl.lit(True))
+    frames = {"existing": pl.concat([candidates.with_columns(_delivered=pl.lit(False)), delivery]),
+              "delivery": delivery}
+    con, db_api, linker, tables = _scoring_linker(frames, _each_delivered_pair_once(model), tfs)
     try:
         return scored_frame(db_api, linker.inference.predict_between(
             tables["existing"], tables["delivery"], threshold_match_probability=PREDICT_THRESHOLD,

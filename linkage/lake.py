@@ -562,8 +562,6 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
     state = LinkState(nodes=state_nodes.drop("node_id"), node_of=member_ids.select("record_id", "node_id"),
                       assignments=member_ids.select("record_id", "person_id"), model=model, tf_tables=tfs,
                       node_person=member_ids.group_by("node_id").agg(pl.col("person_id").first()), edges=edges)
-    persons_before = _persons_before(con, plan.last_run)
-    sealed = seal_nodes(added.drop("unique_id"), new_delivery.filter(~repeat), keyring, run_id)
     read_seconds = round(time.perf_counter() - t0, 2)
     inc = link_increment(state, records.drop(LAKE_ONLY), run_id=run_id, progress=progress,
                          prepared=(new_nodes.drop("node_id"), new_node_of), scored=scored)
@@ -582,12 +580,13 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
                       members.select("record_id", "agency", "entity", "record_key")])
     rows = changed.join(node_of, on="record_id", how="left").join(keys, on="record_id")
     metrics |= inc.metrics | {
-        "persons": persons_before + inc.metrics["persons_change"],
+        "persons": _persons_before(con, plan.last_run) + inc.metrics["persons_change"],
         "read_and_score_seconds": read_seconds, "open_sealed_seconds": stored.seconds,
         "population_nodes": population_nodes.height, "candidate_nodes": candidates.height,
         "scored_existing_nodes": scored_existing.len(), "records_of_their_persons": members.height,
         "delivery_nodes": new_nodes.height,
         "delivery_nodes_new": added.height}
+    sealed = seal_nodes(added.drop("unique_id"), new_delivery.filter(~repeat), keyring, run_id)
     token_of = pl.concat([new_nodes.select("unique_id", "node_id"), state_nodes.select("unique_id", "node_id")])
     return _Outcome(rows, inc.lineage, _review_rows(review, keys, run_id), sealed,
                     _token_edges(inc.edges, token_of), metrics, plan.model_file)
