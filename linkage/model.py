@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 # Splink logs at INFO per step and warns per untrainable level; our own progress lines say what runs.
@@ -236,13 +237,22 @@ def present_features(nodes: pl.DataFrame) -> set[str]:
     return present
 
 
-def training_sample(nodes: pl.DataFrame, size: int = TRAIN_SAMPLE_NODES, seed: int = SEED) -> pl.DataFrame:
-    """A uniform random sample of ``size`` nodes (all of them when fewer). Uniform sampling keeps
-    the share of matching pairs among all pairs (both scale with the square of the sampling
-    rate), so the prior, u and m trained on the sample hold for the whole population."""
-    if nodes.height <= size:
-        return nodes
-    return nodes.sample(n=size, seed=seed)
+def training_sample(nodes: pl.DataFrame, ids: pl.Series, size: int | None = None, seed: int = SEED) -> pl.DataFrame:
+    """A uniform random sample of ``size`` nodes (all of them when fewer), drawn and ordered by
+    their ``ids`` (aligned with ``nodes``: ids that do not depend on the input's order, e.g. the
+    record ids), with fresh compact ``unique_id``s. Uniform sampling keeps the share of matching
+    pairs among all pairs (both scale with the square of the sampling rate), so the prior, u and m
+    trained on the sample hold for the whole population. The same records give the same sample in
+    the same order whatever order they came in: Splink's u sampling and EM caps draw from the
+    table's rows, so a table in another order trained another model (1M persons: 345-353k pairs
+    and precision 0.976-0.983 from one input)."""
+    # by a hash of the id (a shuffle), ties (rare) by the id itself
+    size = TRAIN_SAMPLE_NODES if size is None else size
+    order = pl.DataFrame({"h": ids.hash(seed=seed), "id": ids}).select(pl.arg_sort_by("h", "id")).to_series()
+    if nodes.height > size:
+        picks = np.sort(np.random.default_rng(seed).choice(nodes.height, size=size, replace=False))
+        order = order.gather(picks)
+    return nodes[order].with_columns(unique_id=pl.format("t{}", pl.int_range(pl.len(), dtype=pl.Int64)))
 
 
 def build_linker(nodes: pl.DataFrame, *, threads: int | None = None, present: set[str] | None = None,

@@ -130,25 +130,18 @@ def link_records(
     nodes = nodes.with_columns(unique_id=pl.format("n{}", pl.int_range(pl.len(), dtype=pl.Int64)))
     external_of = dict(zip(nodes["unique_id"].to_list(), external.to_list()))
     present = M.present_features(nodes)
-    sample = M.training_sample(nodes)
-    if sample.height < nodes.height:
-        progress(f"training the model ({len(M.comparisons(present))} comparisons) on a sample of "
-                 f"{sample.height:,} distinct records")
-        train_linker, train_db, _ = M.build_linker(sample, threads=threads, present=present)
-        train_info = M.train(train_linker, present, progress=progress)
-        trained = M.model_dict(train_linker)
-        if run_dir is not None:
-            M.save_charts(train_linker, Path(run_dir) / "charts")
-        train_db.duckdb_con.close()
-        del train_linker, train_db, sample
-        linker, db_api, _ = M.build_linker(nodes, threads=threads, present=present, model=trained)
-    else:
-        del sample
-        linker, db_api, _ = M.build_linker(nodes, threads=threads, present=present)
-        progress(f"training the model ({len(M.comparisons(present))} comparisons)")
-        train_info = M.train(linker, present, progress=progress)
-        if run_dir is not None:
-            M.save_charts(linker, Path(run_dir) / "charts")
+    sample = M.training_sample(nodes, external)
+    progress(f"training the model ({len(M.comparisons(present))} comparisons) on "
+             + (f"a sample of {sample.height:,} distinct records" if sample.height < nodes.height else
+                "every distinct record"))
+    train_linker, train_db, _ = M.build_linker(sample, threads=threads, present=present)
+    train_info = M.train(train_linker, present, progress=progress)
+    trained = M.model_dict(train_linker)
+    if run_dir is not None:
+        M.save_charts(train_linker, Path(run_dir) / "charts")
+    train_db.duckdb_con.close()
+    del train_linker, train_db, sample
+    linker, db_api, _ = M.build_linker(nodes, threads=threads, present=present, model=trained)
     train_info["training_records"] = min(nodes.height, M.TRAIN_SAMPLE_NODES)
     node_ids = external
     state_nodes = nodes.with_columns(unique_id=external) if keep_state else None
