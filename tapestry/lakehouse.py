@@ -243,17 +243,22 @@ def current_snapshot(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """Every ``schema.table`` of the lakehouse (one catalog look-up; same caveat as table_exists)."""
-    return {r[0] for r in con.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables() "
-                                      "WHERE database_name = ?", [ALIAS]).fetchall()}
+    """Every ``schema.table`` of the lakehouse at the snapshot ``con`` reads (inside a transaction:
+    the transaction's), from DuckLake's own catalog tables (``ducklake_schema``, ``ducklake_table``
+    of the DuckLake spec): ~3 ms, where ``duckdb_tables()`` took ~35 ms at 1M persons (it loads
+    every table's metadata), a tenth of an incremental link run's budget."""
+    meta = f"__ducklake_metadata_{ALIAS}"
+    current = "s.begin_snapshot <= n.id AND (s.end_snapshot IS NULL OR s.end_snapshot > n.id)"
+    return {r[0] for r in con.execute(f"""
+        SELECT s.schema_name || '.' || t.table_name
+        FROM {meta}.ducklake_table t JOIN {meta}.ducklake_schema s USING (schema_id),
+             (SELECT id FROM ducklake_current_snapshot('{ALIAS}')) n
+        WHERE {current} AND {current.replace("s.", "t.")}""").fetchall()}
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    """Is ``lake.<schema>.<table>`` there? (Ask outside a write transaction: catalog look-ups
-    inside one on a SQLite catalog wait on its own lock.)"""
-    return bool(con.execute(
-        f"SELECT count(*) FROM duckdb_tables() WHERE database_name = '{ALIAS}' AND schema_name = ? "
-        "AND table_name = ?", [schema, table]).fetchone()[0])
+    """Is ``lake.<schema>.<table>`` there?"""
+    return f"{schema}.{table}" in tables(con)
 
 
 def set_commit_message(con: duckdb.DuckDBPyConnection, message: str) -> None:
