@@ -288,12 +288,15 @@ def scored_frame(db_api, predictions) -> pl.DataFrame:
 
 
 @lru_cache(maxsize=1)
-def _scoring_api_class():
-    """Splink's DuckDB API, with the columns of the frames we register read once: Splink asks
-    for an input table's columns a dozen times per prediction (each an information_schema query
-    and a sqlglot parse of every name, ~0.1 s in all for a delivery), and a registered frame
-    never changes."""
-    from splink import DuckDBAPI
+def _scoring_classes():
+    """Splink's DuckDB API and Linker, for scoring with a saved model:
+    - the API reads the columns of the frames we register once: Splink asks for an input table's
+      columns a dozen times per prediction (each an information_schema query and a sqlglot parse
+      of every name, ~0.1 s in all for a delivery), and a registered frame never changes;
+    - the Linker does not check a saved model's columns again (it was checked when it was
+      trained): Splink runs those checks, ~9 ms of sqlglot per delivery, even with
+      ``validate_settings=False``, which only silences their report."""
+    from splink import DuckDBAPI, Linker
     from splink.internals.duckdb.dataframe import DuckDBDataFrame
 
     class RegisteredFrame(DuckDBDataFrame):
@@ -308,22 +311,26 @@ def _scoring_api_class():
             frame = super()._create_backend_table(input_table, templated_name, overwrite)
             return RegisteredFrame(frame.templated_name, frame.physical_name, self)
 
-    return ScoringAPI
+    class ScoringLinker(Linker):
+        def _validate_settings(self, validate_settings):
+            if validate_settings:
+                super()._validate_settings(validate_settings)
+
+    return ScoringAPI, ScoringLinker
 
 
 def _scoring_linker(frames: dict[str, pl.DataFrame], model: dict, tfs: dict[str, pl.DataFrame]):
     """A Splink linker over ``frames`` (name -> nodes) with the saved model and registered term
     frequencies, on its own DuckDB: (connection, db_api, linker, registered tables)."""
     import duckdb
-    from splink import Linker
 
+    api_class, linker_class = _scoring_classes()
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = false")
     con.execute(f"SET memory_limit = '{M.DUCKDB_MEMORY_LIMIT}'")
-    db_api = _scoring_api_class()(connection=con)
+    db_api = api_class(connection=con)
     tables = {name: _register(db_api, frame, name) for name, frame in frames.items()}
-    # the saved model was validated when it was trained: re-validating costs ~0.2 s per run
-    linker = Linker(list(tables.values()), dict(model), log_level=M.SPLINK_LOG_LEVEL, validate_settings=False)
+    linker = linker_class(list(tables.values()), dict(model), log_level=M.SPLINK_LOG_LEVEL, validate_settings=False)
     for col, table in tfs.items():
         linker.table_management.register_term_frequency_lookup(_register(db_api, table, f"tf_{col}"), col)
     return con, db_api, linker, tables

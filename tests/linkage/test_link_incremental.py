@@ -158,13 +158,13 @@ def test_one_scoring_call_gives_the_pairs_of_predict_between_and_predict_within(
 
 
 def test_scoring_reads_registered_columns_once_and_scores_as_plain_splink(scoring_inputs, monkeypatch):
-    from splink import DuckDBAPI
+    from splink import DuckDBAPI, Linker
 
     from linkage import incremental
     from linkage.incremental import score_delivery
 
     state, new_nodes, candidates, tfs = scoring_inputs
-    api = incremental._scoring_api_class()
+    api, _ = incremental._scoring_classes()
     lookups = []
     run_sql = api._execute_sql_against_backend
 
@@ -176,7 +176,7 @@ def test_scoring_reads_registered_columns_once_and_scores_as_plain_splink(scorin
     monkeypatch.setattr(api, "_execute_sql_against_backend", counted)
     got = score_delivery(candidates, new_nodes, state.model, tfs)
     assert sorted(lookups) == ["delivery", "existing"]  # Splink asks a dozen times; read once each
-    monkeypatch.setattr(incremental, "_scoring_api_class", lambda: DuckDBAPI)
+    monkeypatch.setattr(incremental, "_scoring_classes", lambda: (DuckDBAPI, Linker))  # Splink as it comes
     plain = score_delivery(candidates, new_nodes, state.model, tfs)
     assert got.height > 0
     assert got.sort("id_l", "id_r").equals(plain.sort("id_l", "id_r"))
