@@ -233,24 +233,39 @@ def delivery_nodes(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def tf_tables(nodes: pl.DataFrame) -> dict[str, pl.DataFrame]:
     """Term-frequency tables as Splink computes them: share of non-null values."""
-    return tf_from_counts([value_counts(nodes)])
+    return tf_from_counts([value_counts(nodes)], [nodes])
+
+
+_TF_SEED = 0
 
 
 def value_counts(nodes: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    """Non-null value counts of the term-frequency columns: {column: frame(column, n)}."""
+    """Non-null value counts of the term-frequency columns, by a 64-bit hash of the value:
+    {column: frame(_h, n)}. Counting hashes instead of the strings takes 42 ms of CPU instead of
+    72 at 1M persons (an incremental run counts the whole population beside its own work); two
+    values of one hash would share a count (~1e-8 odds at a million values)."""
     columns = [col for col in TF_COLUMNS if col in nodes.columns]
-    lazy = nodes.lazy()  # the counts in parallel: 1M persons, 0.25 -> 0.15 s
-    return dict(zip(columns, pl.collect_all([lazy.select(col).drop_nulls().group_by(col).len("n") for col in columns])))
+    lazy = nodes.lazy()  # the counts in parallel
+    return dict(zip(columns, pl.collect_all([
+        lazy.filter(pl.col(col).is_not_null()).select(_h=pl.col(col).hash(seed=_TF_SEED)).group_by("_h").len("n")
+        for col in columns])))
 
 
-def tf_from_counts(parts: list[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFrame]:
-    """Term-frequency tables of the union of the node sets these ``value_counts`` came from."""
+def tf_from_counts(parts: list[dict[str, pl.DataFrame]], frames: list[pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """Term-frequency tables {column: frame(column, tf_column)} of the values in ``frames`` (those
+    Splink will look up), over the union of the node sets these ``value_counts`` came from."""
     out = {}
     for col in TF_COLUMNS:
-        frames = [part[col] for part in parts if col in part]
-        counts = pl.concat(frames).group_by(col).agg(pl.col("n").sum()) if frames else None
-        if counts is not None and counts.height:
-            out[col] = counts.select(col, (pl.col("n") / pl.col("n").sum()).alias(f"tf_{col}"))
+        counts = [part[col] for part in parts if col in part]
+        values = [frame.select(col) for frame in frames if col in frame.columns]
+        if not counts or not values:
+            continue
+        total = sum(int(c["n"].sum()) for c in counts)
+        present = pl.concat(values).drop_nulls().unique().with_columns(_h=pl.col(col).hash(seed=_TF_SEED))
+        if not total or not present.height:
+            continue
+        n = pl.concat(counts).filter(pl.col("_h").is_in(present["_h"].implode())).group_by("_h").agg(pl.col("n").sum())
+        out[col] = present.join(n, on="_h").select(col, (pl.col("n") / total).alias(f"tf_{col}"))
     return out
 
 

@@ -543,8 +543,9 @@ def _link_incremental(con, keyring: Keyring, key: bytes, plan: _Plan, new_rows: 
     features = [pl.col("node_id").cast(pl.String).alias(c) if c == "unique_id" else c for c in new_nodes.columns]
     candidates = candidate_existing(population_nodes, added.drop("node_id"), model_rules(model),
                                     stored.key_hashes).select(features)
-    # term frequencies of the population including the delivery (Splink's: share of nodes)
-    tfs = tf_from_counts([stored.counts, value_counts(added)])
+    # term frequencies of the scored values in the population including the delivery (Splink's:
+    # share of nodes)
+    tfs = tf_from_counts([stored.counts, value_counts(added)], [candidates, added])
     scored = score_delivery(candidates.drop("node_id"), added.drop("node_id"), model, tfs)
     # Re-clustering, stable ids and the review queue touch only the persons of the existing nodes
     # that scored with the delivery (and of its repeats): read after the scoring, they are a fifth

@@ -180,3 +180,31 @@ def test_scoring_reads_registered_columns_once_and_scores_as_plain_splink(scorin
     plain = score_delivery(candidates, new_nodes, state.model, tfs)
     assert got.height > 0
     assert got.sort("id_l", "id_r").equals(plain.sort("id_l", "id_r"))
+
+
+def test_term_frequencies_are_splinks_and_add_up_over_parts(small_people):
+    import duckdb
+    from splink import DuckDBAPI, Linker, SettingsCreator
+
+    from linkage.incremental import TF_COLUMNS, tf_from_counts, tf_tables, value_counts
+
+    records, _ = small_people
+    nodes = link_records(records, keep_state=True, progress=lambda _: None).state.nodes
+    ours = tf_tables(nodes)
+    assert set(ours) == set(TF_COLUMNS)
+    db_api = DuckDBAPI(connection=duckdb.connect())
+    linker = Linker(db_api.register(nodes.drop("forename_aliases").to_arrow(), dataset_display_name="nodes"),
+                    SettingsCreator(link_type="dedupe_only", comparisons=[]))
+    for col in TF_COLUMNS:
+        splinks = pl.from_pandas(linker.table_management.compute_tf_table(col).as_pandas_dataframe())
+        mine = ours[col].sort(col)
+        assert mine[col].to_list() == splinks.sort(col)[col].to_list()
+        assert mine[f"tf_{col}"].to_list() == pytest.approx(splinks.sort(col)[f"tf_{col}"].to_list())
+    # the counts of two parts give the term frequencies of their union, for the values asked
+    first, second = nodes[: nodes.height // 2], nodes[nodes.height // 2:]
+    asked = second.head(20)
+    parts = tf_from_counts([value_counts(first), value_counts(second)], [asked])
+    for col, table in parts.items():
+        expected = ours[col].join(asked.select(col).drop_nulls().unique(), on=col, how="semi").sort(col)
+        assert table.sort(col)[col].to_list() == expected[col].to_list()
+        assert table.sort(col)[f"tf_{col}"].to_list() == pytest.approx(expected[f"tf_{col}"].to_list())
