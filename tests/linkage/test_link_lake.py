@@ -123,13 +123,15 @@ def test_every_record_has_its_node_and_the_nodes_are_sealed(linked_lake):
     assert records.group_by("node_id").agg(pl.col("person_id").n_unique())["person_id"].max() == 1
 
 
-def test_person_record_files_are_written_uncompressed(linked_lake):
-    # an incremental run scans linked.person_record for the persons it touches: uncompressed is
-    # ~40% quicker to scan at 1M persons (the full run sets it; incremental runs' files follow)
+@pytest.mark.parametrize("table", ["person_record", "node_features", "node_edge"])
+def test_what_an_incremental_run_reads_is_written_uncompressed(linked_lake, table):
+    # an incremental run scans linked.person_record for the persons it touches and reads the
+    # sealed features and the pairs whole: uncompressed, ~40% quicker to scan person_record at 1M
+    # persons (the full run sets it; incremental runs' files follow)
     settings, _, _ = linked_lake
     with lakehouse.connect(settings, read_only=True) as con:
         files = [r[0] for r in con.sql(f"SELECT data_file FROM ducklake_list_files('{lakehouse.ALIAS}', "
-                                       "'person_record', schema => 'linked')").fetchall()]
+                                       f"'{table}', schema => 'linked')").fetchall()]
         codecs = {r[0] for f in files for r in con.execute(
             "SELECT DISTINCT compression FROM parquet_metadata(?)", [f]).fetchall()}
     assert len(files) > 1 and codecs == {"UNCOMPRESSED"}
