@@ -29,8 +29,9 @@ Per size N (everything under bench/work/link_<N>/, git-ignored):
 3. ``incremental_ingest``: the held-back files into landing, ``run_all`` again (link job off).
 4. ``incremental_link``: ``link_lake(settings, truth=TRUTH)``; mode must be ``incremental``.
    With ``--repeat K``, steps 2 and 4 run K times each on the lakehouse as it was before their
-   first run (a copy put back), and the share of the full link is also given from the medians:
-   on a shared 2-core machine one run can be off by a quarter.
+   first run (a copy put back), in pairs (full, incremental) after the first two, and the share
+   of the full link is also given from the medians and per pair: on a shared 2-core machine one
+   run can be off by a quarter, and a run's time drifts by ~10% within the hour.
 5. ``quality`` (unless --speed-only): ``linkage.evaluation.evaluate_lake(settings, TRUTH,
    with_plain_splink=True)`` on the final lake: our model, the deterministic baseline and a plain
    docs-style Splink 5 model on the same (vault) records, blocking recall, recall per source pair.
@@ -310,41 +311,47 @@ def _place(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _repeats(name: str, first: dict, env: dict, folder: Path, truth: str, state: dict, times: int) -> dict:
-    """The step ``times`` times in all, each on the lakehouse as it was before the first run (a
-    copy taken after it and put back before each repeat): on a shared 2-core machine one run's
-    time can be off by a quarter. Median and each run's link_lake time, truth evaluation excluded."""
-    seconds = [first["link_seconds_excl_truth"]]
-    if times > 1 and not first.get("resumed_from_earlier_invocation"):
-        after = {key: folder / f"repeat_after_{key}" for key in ("home", "secrets")}
-        for key in after:  # the state the first run left, to restore afterwards
-            shutil.rmtree(after[key], ignore_errors=True)
-            shutil.copytree(state[key], after[key], symlinks=True)
-        before = {key: folder / f"repeat_before_{key}" for key in ("home", "secrets")}
+def _copy_state(state: dict, folder: Path, name: str) -> None:
+    """Copy of the lakehouse (home and secrets) as ``<folder>/<name>_<home|secrets>``."""
+    for key in ("home", "secrets"):
+        target = folder / f"{name}_{key}"
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(state[key], target, symlinks=True)
+    os.sync()  # the copy's write-back must not run into a timed step
+
+
+def _put_back(state: dict, folder: Path, name: str, *, move: bool = False) -> None:
+    for key in ("home", "secrets"):
+        shutil.rmtree(state[key])
+        (shutil.move if move else functools.partial(shutil.copytree, symlinks=True))(folder / f"{name}_{key}", state[key])
+    os.sync()
+
+
+def _interleaved_repeats(full: dict, inc: dict, env: dict, folder: Path, truth: str, state: dict,
+                         times: int) -> tuple[dict, dict]:
+    """The full and the incremental link ``times`` times each, in pairs (full, incremental), each
+    on the lakehouse as it was before its first run (copies ``repeat_before_full_*`` and
+    ``repeat_before_incremental_*``, put back before every run). The target is a ratio of the two:
+    on this shared machine a run's time drifts by ~10% within the hour, and runs minutes apart
+    (all the full links, then all the incremental ones) carried that drift into the share."""
+    runs = {"full_link": [full["link_seconds_excl_truth"]], "incremental_link": [inc["link_seconds_excl_truth"]]}
+    if times > 1 and not (full.get("resumed_from_earlier_invocation") or inc.get("resumed_from_earlier_invocation")):
+        _copy_state(state, folder, "repeat_after")  # the state the first incremental run left
         for i in range(2, times + 1):
-            for key in before:
-                shutil.rmtree(state[key])
-                shutil.copytree(before[key], state[key], symlinks=True)
-            os.sync()  # the copy's write-back must not run into the timed step
-            again = run_step(name, env, folder, truth, label=f"{name}_repeat{i}")
-            if again["mode"] != first["mode"]:
-                raise SystemExit(f"{name} repeat {i} ran {again['mode']}, the first run {first['mode']}")
-            seconds.append(again["link_seconds_excl_truth"])
-        for key in after:
-            shutil.rmtree(state[key])
-            shutil.move(after[key], state[key])
-    return {"runs": len(seconds), "seconds_excl_truth": seconds,
-            "median_seconds_excl_truth": round(statistics.median(seconds), 2), "min_seconds_excl_truth": min(seconds)}
-
-
-def _snapshot_before(state: dict, folder: Path, times: int) -> None:
-    """Copy of the lakehouse before a step that ``_repeats`` runs again."""
-    if times > 1:
-        for key in ("home", "secrets"):
-            target = folder / f"repeat_before_{key}"
-            shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(state[key], target, symlinks=True)
-        os.sync()
+            for name, before, first in (("full_link", "repeat_before_full", full),
+                                        ("incremental_link", "repeat_before_incremental", inc)):
+                _put_back(state, folder, before)
+                again = run_step(name, env, folder, truth, label=f"{name}_repeat{i}")
+                if again["mode"] != first["mode"]:
+                    raise SystemExit(f"{name} repeat {i} ran {again['mode']}, the first run {first['mode']}")
+                runs[name].append(again["link_seconds_excl_truth"])
+        _put_back(state, folder, "repeat_after", move=True)
+    pairs = [round(i / f, 4) for f, i in zip(runs["full_link"], runs["incremental_link"])]
+    out = tuple({"runs": len(seconds), "seconds_excl_truth": seconds,
+                 "median_seconds_excl_truth": round(statistics.median(seconds), 2),
+                 "min_seconds_excl_truth": min(seconds)} for seconds in runs.values())
+    out[1]["share_of_full_per_pair"] = pairs
+    return out
 
 
 def bench(persons: int, *, seed: int, speed_only: bool, keep: bool, holdback: float, resume: bool = False,
@@ -377,23 +384,25 @@ def bench(persons: int, *, seed: int, speed_only: bool, keep: bool, holdback: fl
         "landing": {"files": len(files), "mb": round(sum(p.stat().st_size for p in files) / 2**20, 1)},
     }
     out["ingest"] = run_step("ingest", env, folder, resume=resume)
-    _snapshot_before(state, folder, repeat)
+    if repeat > 1:
+        _copy_state(state, folder, "repeat_before_full")
     out["full_link"] = run_step("full_link", env, folder, str(truth), resume=resume)
-    out["full_link"]["repeats"] = _repeats("full_link", out["full_link"], env, folder, str(truth), state, repeat)
     if not (resume and (folder / "step_incremental_ingest.done.json").is_file()):
         for p in held_paths:
             _place(p, state["landing"] / p.relative_to(landing_src))
     out["incremental_ingest"] = run_step("ingest", env, folder, label="incremental_ingest", resume=resume)
-    _snapshot_before(state, folder, repeat)
+    if repeat > 1:
+        _copy_state(state, folder, "repeat_before_incremental")
     out["incremental_link"] = run_step("incremental_link", env, folder, str(truth), resume=resume)
-    out["incremental_link"]["repeats"] = _repeats("incremental_link", out["incremental_link"], env, folder,
-                                                  str(truth), state, repeat)
+    out["full_link"]["repeats"], out["incremental_link"]["repeats"] = _interleaved_repeats(
+        out["full_link"], out["incremental_link"], env, folder, str(truth), state, repeat)
     inc, full = out["incremental_link"], out["full_link"]
     inc["incremental_triggered"] = inc["mode"] == "incremental"
     out["incremental_link"]["share_of_full"] = {
         "link_lake_excl_truth": round(inc["link_seconds_excl_truth"] / full["link_seconds_excl_truth"], 4),
         "median_of_repeats_excl_truth": round(inc["repeats"]["median_seconds_excl_truth"]
                                               / full["repeats"]["median_seconds_excl_truth"], 4),
+        "median_of_pairs_excl_truth": round(statistics.median(inc["repeats"]["share_of_full_per_pair"]), 4),
         "link_lake": round(inc["link_lake_seconds"] / full["link_lake_seconds"], 4),
         "wall_incl_process_start": round(inc["wall_seconds_incl_process_start"]
                                          / full["wall_seconds_incl_process_start"], 4)}
@@ -403,8 +412,9 @@ def bench(persons: int, *, seed: int, speed_only: bool, keep: bool, holdback: fl
     out["load_average_after"] = _load()
     out["commands"] = {"bench": "uv run python " + " ".join([os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]]),
                        "synth": synth_info["command"]}
-    for key in ("home", "secrets"):
-        shutil.rmtree(folder / f"repeat_before_{key}", ignore_errors=True)
+    for name in ("repeat_before_full", "repeat_before_incremental"):
+        for key in ("home", "secrets"):
+            shutil.rmtree(folder / f"{name}_{key}", ignore_errors=True)
     if not keep:
         for path in (*state.values(), folder / "quality_run"):
             shutil.rmtree(path, ignore_errors=True)
@@ -436,7 +446,8 @@ def target_status(r: dict) -> dict:
         check("full_link_seconds_1m", full_median)
         check("full_link_peak_rss_mb_1m", full["child_peak_rss_mb"])
         check("incremental_share_of_full_1m", inc["share_of_full"]["median_of_repeats_excl_truth"],
-              slowest_run_share=round(max(inc["repeats"]["seconds_excl_truth"]) / full_median, 4))
+              slowest_run_share=round(max(inc["repeats"]["seconds_excl_truth"]) / full_median, 4),
+              median_of_pairs=inc["share_of_full"].get("median_of_pairs_excl_truth"))
     if "quality" in r:
         q = r["quality"]
         ours, baseline = q["tapestry"], q["baseline_deterministic"]
@@ -472,7 +483,8 @@ def summary(r: dict) -> str:
         lines.append(f"  repeated on the same lakehouse state (excl. truth): full {fr['seconds_excl_truth']} s, "
                      f"incremental {ir['seconds_excl_truth']} s; medians {fr['median_seconds_excl_truth']} / "
                      f"{ir['median_seconds_excl_truth']} s = "
-                     f"{inc['share_of_full']['median_of_repeats_excl_truth']:.1%}")
+                     f"{inc['share_of_full']['median_of_repeats_excl_truth']:.1%}; per (full, incremental) pair "
+                     f"{', '.join(f'{x:.1%}' for x in ir.get('share_of_full_per_pair', []))}")
     if "evaluation" in fm:
         t = fm["evaluation"]["tapestry"]
         lines.append(f"  stored assignment vs truth: P {t['pairwise_precision']} R {t['pairwise_recall']} "

@@ -44,3 +44,28 @@ def test_speed_targets_apply_at_1m_only_and_quality_where_measured():
     assert t["recall_over_baseline"]["measured"] == 0.12 and t["recall_over_baseline"]["met"] is True
     assert t["recall_over_baseline"]["above_plain_splink"] is False
     assert t["blocking_recall"]["met"] is True
+
+
+def test_repeats_alternate_full_and_incremental_each_on_its_own_snapshot(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(bench_link, "_copy_state", lambda state, folder, name: calls.append(("copy", name)))
+    monkeypatch.setattr(bench_link, "_put_back", lambda state, folder, name, move=False: calls.append(("put", name)))
+    seconds = {"full_link": iter([30.0, 26.0]), "incremental_link": iter([1.5, 1.3])}
+
+    def step(name, env, folder, truth, label):
+        calls.append(("run", label))
+        return {"mode": "full" if name == "full_link" else "incremental", "link_seconds_excl_truth": next(seconds[name])}
+
+    monkeypatch.setattr(bench_link, "run_step", step)
+    full, inc = bench_link._interleaved_repeats(
+        {"mode": "full", "link_seconds_excl_truth": 28.0}, {"mode": "incremental", "link_seconds_excl_truth": 1.4},
+        {}, tmp_path, "truth", {}, times=3)
+    assert calls == [("copy", "repeat_after"),
+                     ("put", "repeat_before_full"), ("run", "full_link_repeat2"),
+                     ("put", "repeat_before_incremental"), ("run", "incremental_link_repeat2"),
+                     ("put", "repeat_before_full"), ("run", "full_link_repeat3"),
+                     ("put", "repeat_before_incremental"), ("run", "incremental_link_repeat3"),
+                     ("put", "repeat_after")]
+    assert full["seconds_excl_truth"] == [28.0, 30.0, 26.0] and full["median_seconds_excl_truth"] == 28.0
+    assert inc["seconds_excl_truth"] == [1.4, 1.5, 1.3]
+    assert inc["share_of_full_per_pair"] == [round(1.4 / 28, 4), round(1.5 / 30, 4), round(1.3 / 26, 4)]
