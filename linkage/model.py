@@ -246,8 +246,8 @@ def training_sample(nodes: pl.DataFrame, ids: pl.Series, size: int | None = None
     the same order whatever order they came in: Splink's u sampling and EM caps draw from the
     table's rows, so a table in another order trained another model (1M persons: 345-353k pairs
     and precision 0.976-0.983 from one input)."""
-    # by a hash of the id (a shuffle), ties (rare) by the id itself
     size = TRAIN_SAMPLE_NODES if size is None else size
+    # by a hash of the id (a shuffle), ties (rare) by the id itself
     order = pl.DataFrame({"h": ids.hash(seed=seed), "id": ids}).select(pl.arg_sort_by("h", "id")).to_series()
     if nodes.height > size:
         picks = np.sort(np.random.default_rng(seed).choice(nodes.height, size=size, replace=False))

@@ -248,12 +248,12 @@ def tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     of the DuckLake spec): ~3 ms, where ``duckdb_tables()`` took ~35 ms at 1M persons (it loads
     every table's metadata), a tenth of an incremental link run's budget."""
     meta = f"__ducklake_metadata_{ALIAS}"
-    current = "s.begin_snapshot <= n.id AND (s.end_snapshot IS NULL OR s.end_snapshot > n.id)"
+    current = "{0}.begin_snapshot <= n.id AND ({0}.end_snapshot IS NULL OR {0}.end_snapshot > n.id)"
     return {r[0] for r in con.execute(f"""
         SELECT s.schema_name || '.' || t.table_name
         FROM {meta}.ducklake_table t JOIN {meta}.ducklake_schema s USING (schema_id),
              (SELECT id FROM ducklake_current_snapshot('{ALIAS}')) n
-        WHERE {current} AND {current.replace("s.", "t.")}""").fetchall()}
+        WHERE {current.format("s")} AND {current.format("t")}""").fetchall()}
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
