@@ -36,12 +36,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
+from pathlib import Path
 
 import polars as pl
 
 from linkage import cluster as C
 from linkage import model as M
+from linkage.scoring import compiled_scoring, register, scored_frame, scoring_linker
 from linkage.standardise import identity_columns, standardise
 
 TF_COLUMNS = ("forename_std", "surname_std", "dob", "postcode_std")
@@ -288,95 +289,43 @@ def review_queue(scored: pl.DataFrame, assignments: pl.DataFrame, *, band=None) 
                       "match_probability", "match_weight", *mw, "band").sort("match_probability", descending=True)
 
 
-def _register(db_api, frame: pl.DataFrame, name: str, *, with_source_dataset: bool = False):
-    if with_source_dataset:  # the trained model is link_and_dedupe: its SQL expects source_dataset
-        frame = frame.with_columns(source_dataset=pl.lit(name))
-    return db_api.register(frame.to_arrow(), dataset_display_name=name)
-
-
-def scored_frame(db_api, predictions) -> pl.DataFrame:
-    cols = [r[0] for r in db_api.duckdb_con.execute(f"DESCRIBE {predictions.physical_name}").fetchall()]
-    mw = [c for c in cols if c.startswith("mw_")]
-    sql = (f"SELECT CAST(unique_id_l AS VARCHAR) AS id_l, CAST(unique_id_r AS VARCHAR) AS id_r, match_probability, "
-           f"match_weight{''.join(', ' + c for c in mw)} FROM {predictions.physical_name}")
-    return db_api.duckdb_con.execute(sql).pl()
-
-
-@lru_cache(maxsize=1)
-def _scoring_classes():
-    """Splink's DuckDB API and Linker, for scoring with a saved model:
-    - the API reads the columns of the frames we register once: Splink asks for an input table's
-      columns a dozen times per prediction (each an information_schema query and a sqlglot parse
-      of every name, ~0.1 s in all for a delivery), and a registered frame never changes;
-    - the Linker does not check a saved model's columns again (it was checked when it was
-      trained): Splink runs those checks, ~9 ms of sqlglot per delivery, even with
-      ``validate_settings=False``, which only silences their report."""
-    from splink import DuckDBAPI, Linker
-    from splink.internals.duckdb.dataframe import DuckDBDataFrame
-
-    class RegisteredFrame(DuckDBDataFrame):
-        @property
-        def columns(self):
-            if "_columns" not in self.__dict__:
-                self.__dict__["_columns"] = super().columns
-            return list(self.__dict__["_columns"])
-
-    class ScoringAPI(DuckDBAPI):
-        def _create_backend_table(self, input_table, templated_name, overwrite=False):
-            frame = super()._create_backend_table(input_table, templated_name, overwrite)
-            return RegisteredFrame(frame.templated_name, frame.physical_name, self)
-
-    class ScoringLinker(Linker):
-        def _validate_settings(self, validate_settings):
-            if validate_settings:
-                super()._validate_settings(validate_settings)
-
-    return ScoringAPI, ScoringLinker
-
-
-def _scoring_linker(frames: dict[str, pl.DataFrame], model: dict, tfs: dict[str, pl.DataFrame]):
-    """A Splink linker over ``frames`` (name -> nodes) with the saved model and registered term
-    frequencies, on its own DuckDB: (connection, db_api, linker, registered tables)."""
-    import duckdb
-
-    api_class, linker_class = _scoring_classes()
-    con = duckdb.connect()
-    con.execute("SET preserve_insertion_order = false")
-    con.execute(f"SET memory_limit = '{M.DUCKDB_MEMORY_LIMIT}'")
-    db_api = api_class(connection=con)
-    tables = {name: _register(db_api, frame, name) for name, frame in frames.items()}
-    linker = linker_class(list(tables.values()), dict(model), log_level=M.SPLINK_LOG_LEVEL, validate_settings=False)
-    for col, table in tfs.items():
-        linker.table_management.register_term_frequency_lookup(_register(db_api, table, f"tf_{col}"), col)
-    return con, db_api, linker, tables
-
-
 _NO_PAIRS = {"id_l": pl.String, "id_r": pl.String, "match_probability": pl.Float64, "match_weight": pl.Float64}
 
 
 def score_delivery(candidates: pl.DataFrame, new_nodes: pl.DataFrame, model: dict,
-                   tfs: dict[str, pl.DataFrame]) -> pl.DataFrame:
+                   tfs: dict[str, pl.DataFrame], cache_dir: Path | None = None) -> pl.DataFrame:
     """Delivered nodes scored against the candidate existing nodes and among themselves with the
     saved model: id_l, id_r, match_probability, match_weight, mw_* for the pairs at or above the
     predict threshold. One Splink ``predict_between`` (candidates + delivery) x delivery, which
     costs ~0.1 s less than ``predict_between`` and ``predict_within`` (the same pairs and weights,
     measured at 1M). Its rules pair a delivered node on the left (the delivery's copy) only with
     the delivered nodes after it: not with itself, and each pair of delivered nodes once, as
-    id_l < id_r (1M: 80,330 -> 67,340 pairs compared)."""
+    id_l < id_r (1M: 80,330 -> 67,340 pairs compared). Run as Splink's SQL compiled once per
+    model and schema (``linkage.scoring``; ``cache_dir``: where the compiled SQL is kept)."""
     from linkage.pipeline import PREDICT_THRESHOLD
 
     if new_nodes.height == 0:
         return pl.DataFrame(schema=_NO_PAIRS)
+    frames = scoring_frames(candidates, new_nodes)
+    return compiled_scoring(_each_delivered_pair_once(model), frames, tfs, PREDICT_THRESHOLD, cache_dir).run(
+        frames, tfs)
+
+
+def scoring_frames(candidates: pl.DataFrame, new_nodes: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """What ``score_delivery`` scores: "existing" (candidates + delivery) x "delivery"."""
     delivery = new_nodes.select(candidates.columns).with_columns(_delivered=pl.lit(True))
-    frames = {"existing": pl.concat([candidates.with_columns(_delivered=pl.lit(False)), delivery]),
-              "delivery": delivery}
-    con, db_api, linker, tables = _scoring_linker(frames, _each_delivered_pair_once(model), tfs)
-    try:
-        return scored_frame(db_api, linker.inference.predict_between(
-            tables["existing"], tables["delivery"], threshold_match_probability=PREDICT_THRESHOLD,
-            warning_mode="never"))
-    finally:
-        con.close()
+    return {"existing": pl.concat([candidates.with_columns(_delivered=pl.lit(False)), delivery]),
+            "delivery": delivery}
+
+
+def compile_scoring(model: dict, nodes: pl.DataFrame, cache_dir: Path) -> None:
+    """Compile ``score_delivery``'s SQL for nodes of this schema ahead, into ``cache_dir`` (the full
+    link, for the incremental runs after it)."""
+    from linkage.pipeline import PREDICT_THRESHOLD
+
+    empty = nodes.head(0)
+    tfs = {c: pl.DataFrame(schema={c: nodes.schema[c], f"tf_{c}": pl.Float64}) for c in TF_COLUMNS if c in nodes.columns}
+    compiled_scoring(_each_delivered_pair_once(model), scoring_frames(empty, empty), tfs, PREDICT_THRESHOLD, cache_dir)
 
 
 def _each_delivered_pair_once(model: dict) -> dict:
@@ -392,10 +341,10 @@ def _each_delivered_pair_once(model: dict) -> dict:
 def _score_within(nodes: pl.DataFrame, model: dict, tfs: dict[str, pl.DataFrame]) -> pl.DataFrame:
     from linkage.pipeline import PREDICT_THRESHOLD
 
-    con, db_api, linker, _ = _scoring_linker({"nodes": nodes}, model, tfs)
+    con, db_api, linker, _ = scoring_linker({"nodes": nodes}, model, tfs)
     try:
         return scored_frame(db_api, linker.inference.predict_within(
-            _register(db_api, nodes, "affected", with_source_dataset=True),
+            register(db_api, nodes, "affected", with_source_dataset=True),
             threshold_match_probability=PREDICT_THRESHOLD, warning_mode="never"))
     finally:
         con.close()

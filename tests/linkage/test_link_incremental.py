@@ -134,14 +134,15 @@ def scoring_inputs(split_run):
 
 
 def test_one_scoring_call_gives_the_pairs_of_predict_between_and_predict_within(scoring_inputs):
-    from linkage.incremental import _score_within, _scoring_linker, score_delivery, scored_frame
+    from linkage.incremental import _score_within, score_delivery
     from linkage.pipeline import PREDICT_THRESHOLD
+    from linkage.scoring import scored_frame, scoring_linker
 
     state, new_nodes, candidates, tfs = scoring_inputs
     got = score_delivery(candidates, new_nodes, state.model, tfs)
     # Splink's two calls
     within = _score_within(new_nodes, state.model, tfs)
-    con, db_api, linker, tables = _scoring_linker({"existing": candidates, "delivery": new_nodes}, state.model, tfs)
+    con, db_api, linker, tables = scoring_linker({"existing": candidates, "delivery": new_nodes}, state.model, tfs)
     try:
         between = scored_frame(db_api, linker.inference.predict_between(
             tables["existing"], tables["delivery"], threshold_match_probability=PREDICT_THRESHOLD,
@@ -157,14 +158,66 @@ def test_one_scoring_call_gives_the_pairs_of_predict_between_and_predict_within(
     assert pairs(got).equals(pairs(pl.concat([between, within], how="diagonal_relaxed")))
 
 
-def test_scoring_reads_registered_columns_once_and_scores_as_plain_splink(scoring_inputs, monkeypatch):
+def _stock_splink_scores(frames, model, tfs, api_class=None):
+    """``predict_between`` of Splink as it comes (``DuckDBAPI``, ``Linker``), or with ``api_class``."""
+    import duckdb
     from splink import DuckDBAPI, Linker
 
-    from linkage import incremental
-    from linkage.incremental import score_delivery
+    from linkage.pipeline import PREDICT_THRESHOLD
+    from linkage.scoring import register, scored_frame
+
+    con = duckdb.connect()
+    try:
+        db_api = (api_class or DuckDBAPI)(connection=con)
+        tables = {name: register(db_api, frame, name) for name, frame in frames.items()}
+        linker = Linker(list(tables.values()), dict(model))
+        for col, table in tfs.items():
+            linker.table_management.register_term_frequency_lookup(register(db_api, table, f"tf_{col}"), col)
+        return scored_frame(db_api, linker.inference.predict_between(
+            tables["existing"], tables["delivery"], threshold_match_probability=PREDICT_THRESHOLD,
+            warning_mode="never"))
+    finally:
+        con.close()
+
+
+def test_compiled_scoring_gives_splinks_own_scores_and_is_kept_beside_the_model(scoring_inputs, tmp_path,
+                                                                                 monkeypatch):
+    from linkage import scoring
+    from linkage.incremental import _each_delivered_pair_once, compile_scoring, score_delivery, scoring_frames
 
     state, new_nodes, candidates, tfs = scoring_inputs
-    api, _ = incremental._scoring_classes()
+    frames = scoring_frames(candidates, new_nodes)
+    model = _each_delivered_pair_once(state.model)
+    stock = _stock_splink_scores(frames, model, tfs)
+    monkeypatch.setattr(scoring, "_compiled", {})
+    compile_scoring(state.model, candidates, tmp_path)  # as the full link does, on its nodes' schema
+    files = list(tmp_path.glob("scoring-*.json"))
+    assert len(files) == 1 and "mw_forename" in files[0].read_text()
+
+    def no_splink(*args, **kwargs):
+        raise AssertionError("compiled again")
+
+    monkeypatch.setattr(scoring, "_compile", no_splink)
+    monkeypatch.setattr(scoring, "_BATCH_ROWS", 7)  # many batches: DuckDB's threads share them
+    monkeypatch.setattr(scoring, "_compiled", {})  # a new process: from the file
+    got = score_delivery(candidates, new_nodes, state.model, tfs, cache_dir=tmp_path)
+    key = ["id_l", "id_r"]
+    assert got.height > 50 and got.columns == stock.columns
+    assert got.sort(key).equals(stock.sort(key))
+    # another model (or schema) is compiled anew, not served the file
+    other = {**state.model, "probability_two_random_records_match": 0.5 * state.model[
+        "probability_two_random_records_match"]}
+    with pytest.raises(AssertionError, match="compiled again"):
+        score_delivery(candidates, new_nodes, other, tfs, cache_dir=tmp_path)
+
+
+def test_scoring_api_reads_registered_columns_once_and_scores_as_plain_splink(scoring_inputs, monkeypatch):
+    from linkage import scoring
+    from linkage.incremental import _each_delivered_pair_once, scoring_frames
+
+    state, new_nodes, candidates, tfs = scoring_inputs
+    frames, model = scoring_frames(candidates, new_nodes), _each_delivered_pair_once(state.model)
+    api, _ = scoring.scoring_classes()
     lookups = []
     run_sql = api._execute_sql_against_backend
 
@@ -174,10 +227,9 @@ def test_scoring_reads_registered_columns_once_and_scores_as_plain_splink(scorin
         return run_sql(self, sql, *args, **kwargs)
 
     monkeypatch.setattr(api, "_execute_sql_against_backend", counted)
-    got = score_delivery(candidates, new_nodes, state.model, tfs)
+    got = _stock_splink_scores(frames, model, tfs, api)
     assert sorted(lookups) == ["delivery", "existing"]  # Splink asks a dozen times; read once each
-    monkeypatch.setattr(incremental, "_scoring_classes", lambda: (DuckDBAPI, Linker))  # Splink as it comes
-    plain = score_delivery(candidates, new_nodes, state.model, tfs)
+    plain = _stock_splink_scores(frames, model, tfs)
     assert got.height > 0
     assert got.sort("id_l", "id_r").equals(plain.sort("id_l", "id_r"))
 

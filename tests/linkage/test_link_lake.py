@@ -338,13 +338,7 @@ def test_an_incremental_run_queries_the_lake_from_one_thread(linked_lake, monkey
     from linkage import lake
 
     settings, _, _ = linked_lake
-    with lakehouse.connect(settings) as con:  # the latest police file as if it were new
-        last = con.sql("SELECT delivery_id FROM raw.current_deliveries JOIN raw.police__occurrences "
-                       "ON _delivery_id = delivery_id ORDER BY loaded_at DESC LIMIT 1").fetchone()[0]
-        con.execute("DELETE FROM linked.delivery WHERE delivery_id = ?", [last])
-        con.execute("DELETE FROM linked.node_features WHERE delivery_id = ?", [last])
-        con.execute("DELETE FROM linked.person_record WHERE agency = 'police' AND entity = 'occurrences' "
-                    "AND record_key IN (SELECT record_key FROM raw.police__occurrences WHERE _delivery_id = ?)", [last])
+    _as_if_new(settings)
     threads = set()
     opened = lakehouse.connect
 
@@ -373,3 +367,35 @@ def test_an_incremental_run_queries_the_lake_from_one_thread(linked_lake, monkey
     assert result.mode == "incremental" and result.metrics["new_records"] > 0
     assert result.metrics["scored_existing_nodes"] > 0  # the delivery was scored against the population
     assert threads == {threading.current_thread().name}
+
+
+def _as_if_new(settings) -> None:
+    """The latest police file as if it had not been linked yet."""
+    with lakehouse.connect(settings) as con:
+        last = con.sql("SELECT delivery_id FROM raw.current_deliveries JOIN raw.police__occurrences "
+                       "ON _delivery_id = delivery_id ORDER BY loaded_at DESC LIMIT 1").fetchone()[0]
+        con.execute("DELETE FROM linked.delivery WHERE delivery_id = ?", [last])
+        con.execute("DELETE FROM linked.node_features WHERE delivery_id = ?", [last])
+        con.execute("DELETE FROM linked.person_record WHERE agency = 'police' AND entity = 'occurrences' "
+                    "AND record_key IN (SELECT record_key FROM raw.police__occurrences WHERE _delivery_id = ?)", [last])
+
+
+def test_an_incremental_run_scores_with_the_sql_its_full_link_compiled(linked_lake, monkeypatch):
+    """The full link keeps its model's scoring SQL beside the model; an incremental run in a new
+    process reads it there and does not have Splink write it again."""
+    from linkage import lake, scoring
+
+    settings, _, _ = linked_lake
+    full = lake.link_lake(settings, full=True, progress=lambda _: None)
+    assert len(list(full.run_dir.glob("scoring-*.json"))) == 1
+    assert full.metrics["compile_scoring_seconds"] >= 0
+    _as_if_new(settings)
+
+    def no_splink(*args, **kwargs):
+        raise AssertionError("the incremental run compiled its scoring again")
+
+    monkeypatch.setattr(scoring, "_compiled", {})  # as in a new process
+    monkeypatch.setattr(scoring, "_compile", no_splink)
+    result = lake.link_lake(settings, progress=lambda _: None)
+    assert result.mode == "incremental" and result.metrics["scored_existing_nodes"] > 0
+    assert result.model_path == full.run_dir / "model.json"
