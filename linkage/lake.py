@@ -350,9 +350,9 @@ def link_lake(settings: Settings, *, full: bool = False, truth: Path | None = No
         existing = lakehouse.tables(con)
         plan = _plan(con, full, existing)
         if plan.mode == "incremental":
+            new_rows = _new_rows(con, plan.new_deliveries, existing)
+            population = _linked_records(con)
             with _opening_population(con, keyring, json.loads(plan.model_file.read_text())) as opening:
-                new_rows = _new_rows(con, plan.new_deliveries, existing)
-                population = _linked_records(con)
                 if new_rows.height > INCREMENTAL_MAX_SHARE * population:
                     plan = replace(plan, mode="full", reason=f"{new_rows.height:,} new records: over "
                                    f"{INCREMENTAL_MAX_SHARE:.0%} of the {population:,} linked")
