@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,18 +164,26 @@ def compiled_scoring(model: dict, frames: dict[str, pl.DataFrame], tfs: dict[str
         if digest in _compiled:
             return _compiled[digest]
         path = Path(cache_dir) / f"scoring-{digest}.json" if cache_dir is not None else None
-        if path is not None and path.is_file():
-            stored = json.loads(path.read_text())
-            compiled = CompiledScoring(tuple(tuple(step) for step in stored["steps"]), stored["select"])
-        else:
+        compiled = _read(path) if path is not None else None
+        if compiled is None:
             compiled = _compile(model, frames, tfs, threshold)
-            if path is not None:
-                tmp = path.with_suffix(".tmp")
+            if path is not None:  # written whole, then renamed: a reader never sees half a file
+                tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
                 tmp.write_text(json.dumps({"splink": splink.__version__, "steps": compiled.steps,
                                            "select": compiled.select}, indent=1))
                 tmp.replace(path)
         _compiled[digest] = compiled
         return compiled
+
+
+def _read(path: Path) -> CompiledScoring | None:
+    """The compiled scoring kept in ``path``; None when there is none (or not a readable one: it is
+    then compiled again and rewritten)."""
+    try:
+        stored = json.loads(path.read_text())
+        return CompiledScoring(tuple((name, query) for name, query in stored["steps"]), stored["select"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _compile(model: dict, frames: dict[str, pl.DataFrame], tfs: dict[str, pl.DataFrame],

@@ -211,6 +211,22 @@ def test_compiled_scoring_gives_splinks_own_scores_and_is_kept_beside_the_model(
         score_delivery(candidates, new_nodes, other, tfs, cache_dir=tmp_path)
 
 
+def test_an_unreadable_compiled_scoring_file_is_compiled_again(scoring_inputs, tmp_path, monkeypatch):
+    from linkage import scoring
+    from linkage.incremental import compile_scoring, score_delivery
+
+    state, new_nodes, candidates, tfs = scoring_inputs
+    monkeypatch.setattr(scoring, "_compiled", {})
+    compile_scoring(state.model, candidates, tmp_path)
+    (path,) = tmp_path.glob("scoring-*.json")
+    good = path.read_text()
+    path.write_text(good[: len(good) // 2])  # cut short
+    monkeypatch.setattr(scoring, "_compiled", {})
+    got = score_delivery(candidates, new_nodes, state.model, tfs, cache_dir=tmp_path)
+    assert got.height > 0
+    assert path.read_text() == good and not list(tmp_path.glob("*.tmp"))
+
+
 def test_scoring_api_reads_registered_columns_once_and_scores_as_plain_splink(scoring_inputs, monkeypatch):
     from linkage import scoring
     from linkage.incremental import _each_delivered_pair_once, scoring_frames
