@@ -318,13 +318,14 @@ def scoring_frames(candidates: pl.DataFrame, new_nodes: pl.DataFrame) -> dict[st
             "delivery": delivery}
 
 
-def compile_scoring(model: dict, nodes: pl.DataFrame, cache_dir: Path) -> None:
+def prepare_delivery_scoring(model: dict, nodes: pl.DataFrame, cache_dir: Path) -> None:
     """Compile ``score_delivery``'s SQL for nodes of this schema ahead, into ``cache_dir`` (the full
     link, for the incremental runs after it)."""
     from linkage.pipeline import PREDICT_THRESHOLD
 
     empty = nodes.head(0)
-    tfs = {c: pl.DataFrame(schema={c: nodes.schema[c], f"tf_{c}": pl.Float64}) for c in TF_COLUMNS if c in nodes.columns}
+    tfs = {c: pl.DataFrame(schema={c: nodes.schema[c], f"tf_{c}": pl.Float64})
+           for c in TF_COLUMNS if c in nodes.columns}
     compiled_scoring(_each_delivered_pair_once(model), scoring_frames(empty, empty), tfs, PREDICT_THRESHOLD, cache_dir)
 
 

@@ -55,8 +55,9 @@ import polars as pl
 from governance.identities import read_identifiers
 from governance.keys import Keyring
 from linkage import stored_state
-from linkage.incremental import (LinkState, candidate_existing, compile_scoring, delivery_nodes, link_increment,
-                                 model_rules, population_key_hashes, score_delivery, tf_from_counts, value_counts)
+from linkage.incremental import (LinkState, candidate_existing, delivery_nodes, link_increment, model_rules,
+                                 population_key_hashes, prepare_delivery_scoring, score_delivery, tf_from_counts,
+                                 value_counts)
 from linkage.pipeline import link_records
 from linkage.stored_state import node_tokens, seal_nodes, with_person_tokens
 from linkage.tokens import token_key
@@ -350,17 +351,19 @@ def link_lake(settings: Settings, *, full: bool = False, truth: Path | None = No
         existing = lakehouse.tables(con)
         plan = _plan(con, full, existing)
         if plan.mode == "incremental":
+            # the delivery's rows first: a delivery too large for an incremental run does not open
+            # the population, and their queries do not share the cores with its opening
             new_rows = _new_rows(con, plan.new_deliveries, existing)
             population = _linked_records(con)
-            with _opening_population(con, keyring, json.loads(plan.model_file.read_text())) as opening:
-                if new_rows.height > INCREMENTAL_MAX_SHARE * population:
-                    plan = replace(plan, mode="full", reason=f"{new_rows.height:,} new records: over "
-                                   f"{INCREMENTAL_MAX_SHARE:.0%} of the {population:,} linked")
-                else:
+            if new_rows.height > INCREMENTAL_MAX_SHARE * population:
+                plan = replace(plan, mode="full", reason=f"{new_rows.height:,} new records: over "
+                               f"{INCREMENTAL_MAX_SHARE:.0%} of the {population:,} linked")
+            else:
+                with _opening_population(con, keyring, json.loads(plan.model_file.read_text())) as opening:
                     out = _link_incremental(con, keyring, key, plan, new_rows, population, run_id, progress, opening,
                                             existing)
-                    if out is None:  # sealed features unreadable (a key shredded meanwhile) or of older features
-                        plan = replace(plan, mode="full", reason="sealed features unreadable or outdated")
+                if out is None:  # sealed features unreadable (a key shredded meanwhile) or of older features
+                    plan = replace(plan, mode="full", reason="sealed features unreadable or outdated")
         con.execute("ROLLBACK")  # nothing written yet: _write commits in its own transaction
         if out is not None:
             lap("link")
@@ -440,7 +443,7 @@ def _link_full(con, keyring: Keyring, key: bytes, plan: _Plan, run_dir: Path, ru
     sealed = seal_nodes(nodes.drop("unique_id"), delivery, keyring, run_id)
     t_compile = time.perf_counter()
     # the incremental runs after this one score with this model's SQL, compiled here once
-    compile_scoring(json.loads((run_dir / "model.json").read_text()), nodes.drop("node_id"), run_dir)
+    prepare_delivery_scoring(json.loads((run_dir / "model.json").read_text()), nodes.drop("node_id"), run_dir)
     compile_seconds = round(time.perf_counter() - t_compile, 2)
     assignments = result.assignments.select("record_id", "person_id", "match_confidence", "id_status").join(
         node_of.select("record_id", pl.col("_token").alias("node_id")), on="record_id", how="left")
@@ -489,12 +492,12 @@ def _row_ids(record_ids: pl.Series) -> pl.Series:
 
 @contextlib.contextmanager
 def _opening_population(con: duckdb.DuckDBPyConnection, keyring: Keyring, model: dict) -> Iterator[Future]:
-    """The stored population opened in a thread while the caller reads the delivery: the sealed
-    features decrypted and read (Parquet), their term-frequency counts, the hashes of their keys
-    for the ``model``'s blocking rules, and the stored edges. A future of ``_Population``.
-    The lakehouse is queried here, before the caller's queries, not in the thread: a second
-    connection querying it while ``con`` does waits in the SQLite catalog's busy handler, which
-    sleeps a whole second (1M persons: 1 run in 2 took ~1.0 s longer)."""
+    """The stored population opened in a thread while the caller decrypts and standardises the
+    delivery: the sealed features decrypted and read (Parquet), their term-frequency counts, the
+    hashes of their keys for the ``model``'s blocking rules, and the stored edges. A future of
+    ``_Population``. The lakehouse is queried here, on the caller's connection, not in the thread:
+    a second connection querying it while ``con`` does waits in the SQLite catalog's busy handler,
+    which sleeps a whole second (1M persons: 1 run in 2 took ~1.0 s longer)."""
     t = time.perf_counter()
     groups = stored_state.sealed_groups(con)
     edges = con.sql("SELECT node_l, node_r, match_probability FROM linked.node_edge").pl()

@@ -17,7 +17,8 @@ import polars as pl
 
 from linkage import cluster as C
 from linkage import model as M
-from linkage.incremental import LinkState, review_queue, scored_frame, tf_tables
+from linkage.incremental import LinkState, review_queue, tf_tables
+from linkage.scoring import scored_frame
 from linkage.standardise import identity_columns, standardise
 
 PREDICT_THRESHOLD = C.REVIEW_BAND[0]  # pairs below this are not kept at all

@@ -2,25 +2,29 @@
 scoring compiled once into SQL and replayed.
 
 An incremental run scores its delivery with one Splink ``predict_between``. For one model and one
-input schema Splink writes the same SQL every time, and spends ~0.1 s of Python and a database of
-its own writing it (settings objects, comparison SQL through sqlglot, column lookups): a third of
-the scoring at 1M persons. ``compiled_scoring`` therefore has Splink write it once, on empty
-frames of the same schema, records the statements Splink executes (each step's query, in order),
-and keeps them in memory and, given a folder, in a file beside the model (``scoring-<digest>.json``,
-written by the full link for the incremental runs after it). ``CompiledScoring.run`` replays them
-on the real frames in a DuckDB of its own: the same SQL, so the same pairs and weights (tested
-against Splink's own ``predict_between``). The digest covers Splink's version, the model, the
-frames' names and columns, the term-frequency columns and the threshold: any change compiles
-again. The files hold the model's SQL only (parameters, no data).
+input schema Splink writes the same SQL every time, and spends ~0.1 s writing it (settings
+objects, comparison SQL through sqlglot, column lookups, a DuckDB opened for it): a third of the
+scoring at 1M persons. ``compiled_scoring`` therefore has Splink write it once, on empty frames of
+the same schema, records the queries Splink executes (each step's, in order), and keeps them in
+memory and, given a folder, in a file beside the model (``scoring-<digest>.json``, written by the
+full link for the incremental runs after it). ``CompiledScoring.run`` replays them on the real
+frames, on a cursor of one in-memory DuckDB per process: the same SQL, so the same pairs and
+weights (tested against Splink's own ``predict_between``). The digest covers Splink's and
+sqlglot's versions, the model, the frames' names and columns, the term-frequency columns and the
+threshold: any change compiles again. The file holds the model's SQL (its parameters and column
+names), no data: as sensitive to tampering as the model file beside it, and no more.
 
-The replay also splits its inputs into batches of ``_BATCH_ROWS``: DuckDB then scores them on
-both cores (a delivery's ~70k blocked pairs fit in one batch, scanned by one thread).
+The replay feeds DuckDB its inputs in batches of ``_BATCH_ROWS`` rows, which DuckDB scores on
+both cores: without re-batching, a delivery's ~70k blocked pairs come back from DuckDB as one
+Arrow batch, which the next query scans on one thread.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -31,8 +35,9 @@ import pyarrow as pa
 
 from linkage import model as M
 
-_FORMAT = 1  # of the compiled file; a change compiles again
+_FORMAT = 2  # of the compiled file; a change compiles again
 _BATCH_ROWS = 8192
+logger = logging.getLogger(__name__)
 
 
 def register(db_api, frame: pl.DataFrame, name: str, *, with_source_dataset: bool = False):
@@ -110,20 +115,24 @@ def scoring_linker(frames: dict[str, pl.DataFrame], model: dict, tfs: dict[str, 
 @dataclass(frozen=True)
 class CompiledScoring:
     """Splink's ``predict_between`` of a model, as the queries it runs: ``steps`` (table name,
-    query), each materialised under its name for the next, then ``select`` (the scored pairs as
-    ``scored_frame`` gives them)."""
+    query), each materialised under its name for the next, then ``predictions`` (the scored pairs,
+    with the weight columns ``weights``)."""
     steps: tuple[tuple[str, str], ...]
-    select: str
+    predictions: str
+    weights: tuple[str, ...]
 
     def run(self, frames: dict[str, pl.DataFrame], tfs: dict[str, pl.DataFrame]) -> pl.DataFrame:
-        """The scored pairs of ``frames`` (the names and columns it was compiled for)."""
+        """The scored pairs of ``frames`` (the names and columns it was compiled for), as
+        ``scored_frame`` gives Splink's."""
         con = _database().cursor()  # its registrations are its own: runs may overlap
         try:
             for name, frame in (*frames.items(), *((f"tf_{c}", t) for c, t in tfs.items())):
                 con.register(name, _batched(frame.to_arrow()))
+            # Splink keeps these steps as DuckDB tables; here they pass through Arrow, exact for
+            # the types its comparisons make (text, numbers, booleans; not UUID or INTERVAL)
             for name, query in self.steps:
                 con.register(name, _batched(con.execute(query).to_arrow_table()))
-            return con.execute(self.select).pl()
+            return con.execute(_scored_columns_sql(list(self.weights), f"({self.predictions})")).pl()
         finally:
             con.close()
 
@@ -132,16 +141,23 @@ def _batched(table: pa.Table) -> pa.Table:
     return pa.Table.from_batches(table.to_batches(max_chunksize=_BATCH_ROWS), schema=table.schema)
 
 
-@functools.lru_cache(maxsize=1)
+_opening = threading.Lock()
+_replay_db = None
+
+
 def _database():
     """The replay's in-memory DuckDB, one per process (opening one costs ~7 ms, closing it ~9):
     each run works on a cursor of its own."""
+    global _replay_db
     import duckdb
 
-    con = duckdb.connect()
-    con.execute("SET preserve_insertion_order = false")
-    con.execute(f"SET memory_limit = '{M.DUCKDB_MEMORY_LIMIT}'")
-    return con
+    with _opening:
+        if _replay_db is None:
+            con = duckdb.connect()
+            con.execute("SET preserve_insertion_order = false")
+            con.execute(f"SET memory_limit = '{M.DUCKDB_MEMORY_LIMIT}'")
+            _replay_db = con
+        return _replay_db
 
 
 _compiled: dict[str, CompiledScoring] = {}
@@ -152,27 +168,27 @@ def compiled_scoring(model: dict, frames: dict[str, pl.DataFrame], tfs: dict[str
                      cache_dir: Path | None = None) -> CompiledScoring:
     """``predict_between(frames["existing"], frames["delivery"])`` of ``model`` at ``threshold``
     (match probability), compiled for frames of these names and columns and these
-    term-frequency columns: from memory, from ``cache_dir``, or by Splink on empty frames (then
-    kept in both)."""
+    term-frequency columns: from memory, from ``cache_dir``, or by Splink on empty frames; kept in
+    memory and, with a ``cache_dir``, in its file there."""
     import splink
+    import sqlglot
 
     digest = hashlib.sha256(json.dumps({
-        "format": _FORMAT, "splink": splink.__version__, "model": model, "threshold": threshold,
-        "frames": {name: frame.columns for name, frame in frames.items()}, "tf": sorted(tfs)},
-        sort_keys=True, default=str).encode()).hexdigest()[:24]
+        "format": _FORMAT, "splink": splink.__version__, "sqlglot": sqlglot.__version__, "model": model,
+        "threshold": threshold, "frames": {name: frame.columns for name, frame in frames.items()},
+        "tf": sorted(tfs)}, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    path = Path(cache_dir) / f"scoring-{digest}.json" if cache_dir is not None else None
     with _compiling:
-        if digest in _compiled:
-            return _compiled[digest]
-        path = Path(cache_dir) / f"scoring-{digest}.json" if cache_dir is not None else None
-        compiled = _read(path) if path is not None else None
+        compiled = _compiled.get(digest)
+        kept = path is not None and compiled is not None and path.is_file()
+        if compiled is None and path is not None:
+            compiled = _read(path)
+            kept = compiled is not None
         if compiled is None:
             compiled = _compile(model, frames, tfs, threshold)
-            if path is not None:  # written whole, then renamed: a reader never sees half a file
-                tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-                tmp.write_text(json.dumps({"splink": splink.__version__, "steps": compiled.steps,
-                                           "select": compiled.select}, indent=1))
-                tmp.replace(path)
         _compiled[digest] = compiled
+        if path is not None and not kept:
+            _write(path, compiled)
         return compiled
 
 
@@ -181,9 +197,25 @@ def _read(path: Path) -> CompiledScoring | None:
     then compiled again and rewritten)."""
     try:
         stored = json.loads(path.read_text())
-        return CompiledScoring(tuple((name, query) for name, query in stored["steps"]), stored["select"])
+        return CompiledScoring(tuple((name, query) for name, query in stored["steps"]), stored["predictions"],
+                               tuple(stored["weights"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _write(path: Path, compiled: CompiledScoring) -> None:
+    """Keep ``compiled`` in ``path``: written whole, then renamed (a reader never sees half a file).
+    A folder that cannot be written only costs the next process a compile: a warning, not an error."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_text(json.dumps({"steps": compiled.steps, "predictions": compiled.predictions,
+                                   "weights": compiled.weights}, indent=1))
+        tmp.replace(path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        logger.warning("compiled scoring not kept in %s (%s): the next process compiles it again", path.parent,
+                       type(error).__name__)
 
 
 def _compile(model: dict, frames: dict[str, pl.DataFrame], tfs: dict[str, pl.DataFrame],
@@ -193,7 +225,7 @@ def _compile(model: dict, frames: dict[str, pl.DataFrame], tfs: dict[str, pl.Dat
     api_class, _ = scoring_classes()
 
     class RecordingAPI(api_class):
-        def _setup_for_execute_sql(self, sql, physical_name):
+        def _setup_for_execute_sql(self, sql, physical_name):  # gets each step's query before Splink runs it
             recorded.append((physical_name, sql))
             return super()._setup_for_execute_sql(sql, physical_name)
 
@@ -202,10 +234,10 @@ def _compile(model: dict, frames: dict[str, pl.DataFrame], tfs: dict[str, pl.Dat
     try:
         predictions = linker.inference.predict_between(tables["existing"], tables["delivery"],
                                                        threshold_match_probability=threshold, warning_mode="never")
-        mw = _weight_columns(con, predictions.physical_name)
+        weights = _weight_columns(con, predictions.physical_name)
     finally:
         con.close()
     if not recorded or recorded[-1][0] != predictions.physical_name:
         raise RuntimeError("Splink's predict_between ran no query that made its predictions: cannot compile it")
     *steps, (_, last) = recorded
-    return CompiledScoring(tuple(steps), _scored_columns_sql(mw, f"({last})"))
+    return CompiledScoring(tuple(steps), last, tuple(weights))

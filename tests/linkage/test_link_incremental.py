@@ -183,14 +183,14 @@ def _stock_splink_scores(frames, model, tfs, api_class=None):
 def test_compiled_scoring_gives_splinks_own_scores_and_is_kept_beside_the_model(scoring_inputs, tmp_path,
                                                                                  monkeypatch):
     from linkage import scoring
-    from linkage.incremental import _each_delivered_pair_once, compile_scoring, score_delivery, scoring_frames
+    from linkage.incremental import _each_delivered_pair_once, prepare_delivery_scoring, score_delivery, scoring_frames
 
     state, new_nodes, candidates, tfs = scoring_inputs
     frames = scoring_frames(candidates, new_nodes)
     model = _each_delivered_pair_once(state.model)
     stock = _stock_splink_scores(frames, model, tfs)
     monkeypatch.setattr(scoring, "_compiled", {})
-    compile_scoring(state.model, candidates, tmp_path)  # as the full link does, on its nodes' schema
+    prepare_delivery_scoring(state.model, candidates, tmp_path)  # as the full link does, on its nodes' schema
     files = list(tmp_path.glob("scoring-*.json"))
     assert len(files) == 1 and "mw_forename" in files[0].read_text()
 
@@ -204,20 +204,55 @@ def test_compiled_scoring_gives_splinks_own_scores_and_is_kept_beside_the_model(
     key = ["id_l", "id_r"]
     assert got.height > 50 and got.columns == stock.columns
     assert got.sort(key).equals(stock.sort(key))
-    # another model (or schema) is compiled anew, not served the file
+    # another model, or another schema, is compiled anew, not served the file
     other = {**state.model, "probability_two_random_records_match": 0.5 * state.model[
         "probability_two_random_records_match"]}
     with pytest.raises(AssertionError, match="compiled again"):
         score_delivery(candidates, new_nodes, other, tfs, cache_dir=tmp_path)
+    wider = candidates.with_columns(extra=pl.lit("x"))
+    with pytest.raises(AssertionError, match="compiled again"):
+        score_delivery(wider, new_nodes.with_columns(extra=pl.lit("x")), state.model, tfs, cache_dir=tmp_path)
+
+
+def test_a_folder_that_cannot_keep_the_compiled_scoring_only_warns(scoring_inputs, tmp_path, monkeypatch, caplog):
+    from linkage import scoring
+    from linkage.incremental import score_delivery
+
+    state, new_nodes, candidates, tfs = scoring_inputs
+    not_a_folder = tmp_path / "model.json"
+    not_a_folder.write_text("{}")
+    monkeypatch.setattr(scoring, "_compiled", {})
+    with caplog.at_level("WARNING", logger="linkage.scoring"):
+        got = score_delivery(candidates, new_nodes, state.model, tfs, cache_dir=not_a_folder)
+    assert got.height > 0
+    assert "compiled scoring not kept" in caplog.text and "NotADirectoryError" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json"]
+
+
+def test_replays_at_once_each_score_their_own_frames(scoring_inputs):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from linkage.incremental import score_delivery
+
+    state, new_nodes, candidates, tfs = scoring_inputs
+    halves = [(candidates, new_nodes[: new_nodes.height // 2]), (candidates, new_nodes[new_nodes.height // 2:])]
+    alone = [score_delivery(c, n, state.model, tfs) for c, n in halves]
+    with ThreadPoolExecutor(2) as pool:
+        together = [f.result() for f in [pool.submit(score_delivery, c, n, state.model, tfs)
+                                         for _ in range(4) for c, n in halves]]
+    key = ["id_l", "id_r"]
+    assert all(a.height > 0 for a in alone) and not alone[0].equals(alone[1])
+    for i, got in enumerate(together):
+        assert got.sort(key).equals(alone[i % 2].sort(key))
 
 
 def test_an_unreadable_compiled_scoring_file_is_compiled_again(scoring_inputs, tmp_path, monkeypatch):
     from linkage import scoring
-    from linkage.incremental import compile_scoring, score_delivery
+    from linkage.incremental import prepare_delivery_scoring, score_delivery
 
     state, new_nodes, candidates, tfs = scoring_inputs
     monkeypatch.setattr(scoring, "_compiled", {})
-    compile_scoring(state.model, candidates, tmp_path)
+    prepare_delivery_scoring(state.model, candidates, tmp_path)
     (path,) = tmp_path.glob("scoring-*.json")
     expected = score_delivery(candidates, new_nodes, state.model, tfs, cache_dir=tmp_path)
     good = path.read_text()

@@ -388,7 +388,7 @@ def test_an_incremental_run_scores_with_the_sql_its_full_link_compiled(linked_la
     settings, _, _ = linked_lake
     full = lake.link_lake(settings, full=True, progress=lambda _: None)
     assert len(list(full.run_dir.glob("scoring-*.json"))) == 1
-    assert full.metrics["compile_scoring_seconds"] >= 0
+    assert isinstance(full.metrics["compile_scoring_seconds"], float)
     _as_if_new(settings)
 
     def no_splink(*args, **kwargs):
@@ -399,3 +399,18 @@ def test_an_incremental_run_scores_with_the_sql_its_full_link_compiled(linked_la
     result = lake.link_lake(settings, progress=lambda _: None)
     assert result.mode == "incremental" and result.metrics["scored_existing_nodes"] > 0
     assert result.model_path == full.run_dir / "model.json"
+
+
+def test_a_delivery_too_large_for_an_incremental_run_does_not_open_the_population(linked_lake, monkeypatch):
+    from linkage import lake
+
+    settings, _, _ = linked_lake
+    _as_if_new(settings)
+
+    def opened(*args, **kwargs):
+        raise AssertionError("the population was opened")
+
+    monkeypatch.setattr(lake, "INCREMENTAL_MAX_SHARE", 0.0)  # any delivery is too large
+    monkeypatch.setattr(lake, "_opening_population", opened)
+    result = lake.link_lake(settings, progress=lambda _: None)
+    assert result.mode == "full" and "new records: over 0% of the" in result.metrics["mode_reason"]
