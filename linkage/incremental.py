@@ -302,13 +302,10 @@ def score_delivery(candidates: pl.DataFrame, new_nodes: pl.DataFrame, model: dic
     the delivered nodes after it: not with itself, and each pair of delivered nodes once, as
     id_l < id_r (1M: 80,330 -> 67,340 pairs compared). Run as Splink's SQL compiled once per
     model and schema (``linkage.scoring``; ``cache_dir``: where the compiled SQL is kept)."""
-    from linkage.pipeline import PREDICT_THRESHOLD
-
     if new_nodes.height == 0:
         return pl.DataFrame(schema=_NO_PAIRS)
     frames = scoring_frames(candidates, new_nodes)
-    return compiled_scoring(_each_delivered_pair_once(model), frames, tfs, PREDICT_THRESHOLD, cache_dir).run(
-        frames, tfs)
+    return _delivery_scoring(model, frames, tfs, cache_dir).run(frames, tfs)
 
 
 def scoring_frames(candidates: pl.DataFrame, new_nodes: pl.DataFrame) -> dict[str, pl.DataFrame]:
@@ -321,12 +318,19 @@ def scoring_frames(candidates: pl.DataFrame, new_nodes: pl.DataFrame) -> dict[st
 def prepare_delivery_scoring(model: dict, nodes: pl.DataFrame, cache_dir: Path) -> None:
     """Compile ``score_delivery``'s SQL for nodes of this schema ahead, into ``cache_dir`` (the full
     link, for the incremental runs after it)."""
-    from linkage.pipeline import PREDICT_THRESHOLD
-
     empty = nodes.head(0)
     tfs = {c: pl.DataFrame(schema={c: nodes.schema[c], f"tf_{c}": pl.Float64})
            for c in TF_COLUMNS if c in nodes.columns}
-    compiled_scoring(_each_delivered_pair_once(model), scoring_frames(empty, empty), tfs, PREDICT_THRESHOLD, cache_dir)
+    _delivery_scoring(model, scoring_frames(empty, empty), tfs, cache_dir)
+
+
+def _delivery_scoring(model: dict, frames: dict[str, pl.DataFrame], tfs: dict[str, pl.DataFrame],
+                      cache_dir: Path | None):
+    """The compiled scoring ``score_delivery`` runs (one place, so that compiling ahead and scoring
+    ask for the same digest)."""
+    from linkage.pipeline import PREDICT_THRESHOLD
+
+    return compiled_scoring(_each_delivered_pair_once(model), frames, tfs, PREDICT_THRESHOLD, cache_dir)
 
 
 def _each_delivered_pair_once(model: dict) -> dict:

@@ -255,21 +255,28 @@ def training_sample(nodes: pl.DataFrame, ids: pl.Series, size: int | None = None
     return nodes[order].with_columns(unique_id=pl.format("t{}", pl.int_range(pl.len(), dtype=pl.Int64)))
 
 
-def build_linker(nodes: pl.DataFrame, *, threads: int | None = None, present: set[str] | None = None,
-                 model: dict | None = None):
-    """Register the standardised nodes (one table per source) and make a Linker; with ``model``
-    (a trained Splink model dict, e.g. from ``save_model``) instead of fresh settings."""
+def splink_database(threads: int | None = None):
+    """An in-memory DuckDB for Splink's linkage SQL: row order not kept (Splink never relies on
+    it), and bounded memory (DuckDB spills joins and aggregates to disk instead of growing past
+    ``DUCKDB_MEMORY_LIMIT``)."""
     import duckdb
-    from splink import DuckDBAPI, Linker
 
-    present = present if present is not None else present_features(nodes)
     con = duckdb.connect()
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     con.execute("SET preserve_insertion_order = false")
-    # bounded memory: DuckDB spills joins/aggregates to disk instead of growing past this
     con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
-    db_api = DuckDBAPI(connection=con)
+    return con
+
+
+def build_linker(nodes: pl.DataFrame, *, threads: int | None = None, present: set[str] | None = None,
+                 model: dict | None = None):
+    """Register the standardised nodes (one table per source) and make a Linker; with ``model``
+    (a trained Splink model dict, e.g. from ``save_model``) instead of fresh settings."""
+    from splink import DuckDBAPI, Linker
+
+    present = present if present is not None else present_features(nodes)
+    db_api = DuckDBAPI(connection=splink_database(threads))
     sources = nodes["source"].unique().sort().to_list()
     if len(sources) > 1:
         frames = [

@@ -98,12 +98,8 @@ def scoring_classes():
 def scoring_linker(frames: dict[str, pl.DataFrame], model: dict, tfs: dict[str, pl.DataFrame], api_class=None):
     """A Splink linker over ``frames`` (name -> nodes) with the saved model and registered term
     frequencies, on its own DuckDB: (connection, db_api, linker, registered tables)."""
-    import duckdb
-
     default_api, linker_class = scoring_classes()
-    con = duckdb.connect()
-    con.execute("SET preserve_insertion_order = false")
-    con.execute(f"SET memory_limit = '{M.DUCKDB_MEMORY_LIMIT}'")
+    con = M.splink_database()
     db_api = (api_class or default_api)(connection=con)
     tables = {name: register(db_api, frame, name) for name, frame in frames.items()}
     linker = linker_class(list(tables.values()), dict(model), log_level=M.SPLINK_LOG_LEVEL, validate_settings=False)
@@ -149,14 +145,9 @@ def _database():
     """The replay's in-memory DuckDB, one per process (opening one costs ~7 ms, closing it ~9):
     each run works on a cursor of its own."""
     global _replay_db
-    import duckdb
-
     with _opening:
         if _replay_db is None:
-            con = duckdb.connect()
-            con.execute("SET preserve_insertion_order = false")
-            con.execute(f"SET memory_limit = '{M.DUCKDB_MEMORY_LIMIT}'")
-            _replay_db = con
+            _replay_db = M.splink_database()
         return _replay_db
 
 
